@@ -1,0 +1,55 @@
+"""Shared fixtures. ``vsfilter`` is imported before ``vs.core`` is first used (see backends._import_openvino)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import vsfilter  # noqa: F401  (must come before vs.core)
+
+import numpy as np
+import pytest
+import vapoursynth as vs
+
+sys.path.insert(0, str(Path(__file__).parent))
+from onnx_builder import build_filter_onnx  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def filter_onnx(tmp_path_factory) -> Path:
+    """A learned_filter_v1-shaped model (4 ResBlocks) with random weights."""
+    return build_filter_onnx(tmp_path_factory.mktemp("models") / "random_filter.onnx")
+
+
+@pytest.fixture(scope="session")
+def core() -> vs.Core:
+    return vs.core
+
+
+def noise_clip(core: vs.Core, fmt: int, width: int, height: int, length: int = 3, seed: int = 1) -> vs.VideoNode:
+    """A clip of smooth gradients plus noise (content the filter really changes), every plane filled."""
+    clip = core.std.BlankClip(format=fmt, width=width, height=height, length=length)
+    fmt_obj = clip.format
+
+    def fill(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
+        out = f.copy()
+        rng = np.random.default_rng([seed, n])  # frame n is the same whatever the request order
+        for p in range(fmt_obj.num_planes):
+            arr = np.asarray(out[p])
+            h, w = arr.shape
+            base = (np.add.outer(np.linspace(0, 0.6, h), np.linspace(0, 0.3, w)) + 0.1 * (n + p % 3))
+            val = np.clip(base + rng.normal(0, 0.08, (h, w)), 0, 1)
+            if fmt_obj.sample_type == vs.INTEGER:
+                arr[...] = np.rint(val * ((1 << fmt_obj.bits_per_sample) - 1)).astype(arr.dtype)
+            else:
+                arr[...] = val.astype(arr.dtype)
+        out.props["TestProp"] = n * 7
+        return out
+
+    return clip.std.ModifyFrame(clip, fill)
+
+
+def planes(frame: vs.VideoFrame) -> list[np.ndarray]:
+    return [np.array(frame[p], copy=True) for p in range(frame.format.num_planes)]

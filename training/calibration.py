@@ -1,0 +1,66 @@
+"""Real degraded frames for INT8 calibration and accuracy checks (never random noise)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .cli import UsageError
+from .corpus import IMAGE_EXTS, load_corpus
+from .degrade import degrade
+
+__all__ = ["degraded_pairs", "held_out_paths", "crops"]
+
+
+def held_out_paths(manifest: Path) -> list[Path]:
+    """The validation files of a training run (photos the model never trained on)."""
+    try:
+        data = json.loads(manifest.read_text())["data"]["val"]
+    except (OSError, KeyError, json.JSONDecodeError) as exc:
+        raise UsageError(f"cannot read the validation split from {manifest} ({type(exc).__name__})") from None
+    return [Path(row["path"]) for row in data]
+
+
+def degraded_pairs(images: Path | None = None, paths: list[Path] | None = None,
+                   max_side: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(clean, degraded) uint8 luma pairs from a folder of images or a list of files.
+
+    Args:
+        images: folder of images.
+        paths: explicit files (e.g. :func:`held_out_paths`).
+        max_side: center-crop each image to at most this many pixels per side (speed).
+    """
+    if paths is not None:
+        from .corpus import load_image_luma
+
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            raise UsageError(f"{len(missing)} held-out file(s) are missing, e.g. {missing[0]}")
+        lumas = [load_image_luma(p) for p in paths if p.suffix.lower() in IMAGE_EXTS]
+    elif images is not None:
+        lumas = [s.luma for s in load_corpus(images, None, min_size=16).samples]
+    else:
+        raise UsageError("give calibration images (--images DIR or --manifest RUN_MANIFEST)")
+    pairs = []
+    for luma in lumas:
+        if max_side:
+            h, w = luma.shape
+            y, x = max(0, (h - max_side) // 2), max(0, (w - max_side) // 2)
+            luma = luma[y:y + max_side, x:x + max_side]
+        pairs.append((luma, degrade(luma)))
+    return pairs
+
+
+def crops(pairs, size: int, count: int, seed: int = 0) -> list[np.ndarray]:
+    """``count`` random degraded crops ``[1,1,size,size]`` in [0, 1] spread over the pairs."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        _, degraded = pairs[i % len(pairs)]
+        s = min(size, *degraded.shape)
+        y = rng.integers(degraded.shape[0] - s + 1)
+        x = rng.integers(degraded.shape[1] - s + 1)
+        out.append((degraded[y:y + s, x:x + s].astype(np.float32) / 255.0)[None, None])
+    return out

@@ -1,0 +1,108 @@
+"""Static INT8: QDQ, per-channel weights, calibrated on real degraded frames (the fast INT8 sidecar).
+
+    python -m training.ptq_static --model model/tiny/learned_filter_v1.onnx \\
+        --output model/tiny/learned_filter_v1.int8.onnx --images data/offline_photos [--register]
+
+This is the model ``vmaf_pre(precision="int8")`` runs (OpenVINO executes QDQ graphs with int8 kernels
+on VNNI/AMX). ``--register`` records it in ``registry.json`` next to ``--model``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from vsfilter.atomic import atomic_write_text
+
+from .calibration import crops, degraded_pairs, held_out_paths
+from .cli import UsageError, run_main, sha256_file
+from .registry import update_registry
+
+QUANT_MODE = "static-qdq-per-channel"
+PLCC_BUDGET = 0.01
+
+
+class _Reader:
+    """onnxruntime's CalibrationDataReader over a list of input arrays."""
+
+    def __init__(self, name: str, batches: list) -> None:
+        self._items = iter([{name: b} for b in batches])
+
+    def get_next(self):
+        return next(self._items, None)
+
+
+def quantize(model: Path, output: Path, batches: list, exclude: list[str]) -> None:
+    """quant_pre_process + quantize_static(QDQ, per-channel int8 weights, uint8 activations)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    input_name = onnx.load(str(model)).graph.input[0].name
+    with tempfile.TemporaryDirectory() as tmp:
+        pre = Path(tmp) / "pre.onnx"
+        quant_pre_process(str(model), str(pre), skip_symbolic_shape=True)
+        out_tmp = output.with_name(f".{output.name}.tmp")
+        quantize_static(str(pre), str(out_tmp), _Reader(input_name, batches), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax, nodes_to_exclude=exclude,
+                        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False})
+        out_tmp.replace(output)
+
+
+@run_main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.ptq_static", description=__doc__.splitlines()[0])
+    ap.add_argument("--model", type=Path, required=True)
+    ap.add_argument("--output", type=Path, required=True)
+    ap.add_argument("--images", type=Path, help="calibration images (degraded with the card's recipe)")
+    ap.add_argument("--manifest", type=Path, help="calibrate on a training run's train split instead")
+    ap.add_argument("--count", type=int, default=64, help="calibration crops")
+    ap.add_argument("--crop", type=int, default=256)
+    ap.add_argument("--exclude", nargs="*", default=None,
+                    help="node names kept in float (default: the output conv and the global skip Add)")
+    ap.add_argument("--register", action="store_true", help="record the sidecar in the registry beside --model")
+    ap.add_argument("--force", action="store_true", help="replace an existing --output")
+    args = ap.parse_args(argv)
+    if not args.model.is_file():
+        raise UsageError(f"model {args.model} does not exist")
+    if args.output.exists() and not args.force:
+        raise UsageError(f"{args.output} exists; pass --force to replace it")
+    if args.manifest is not None:
+        train = [Path(r["path"]) for r in json.loads(args.manifest.read_text())["data"]["train"]]
+        pairs = degraded_pairs(paths=train, max_side=1024)
+    else:
+        pairs = degraded_pairs(images=args.images, max_side=1024)
+    exclude = args.exclude if args.exclude is not None else default_exclude(args.model)
+    quantize(args.model, args.output, crops(pairs, args.crop, args.count), exclude)
+    print(f"wrote {args.output} (QDQ per-channel INT8, {args.count} calibration crops, float: {exclude or 'none'})")
+    if args.register:
+        directory = args.model.parent
+        row = {"id": args.model.stem, "int8_onnx": args.output.name, "int8_sha256": sha256_file(args.output),
+               "quant_mode": QUANT_MODE, "quant_accuracy_budget_plcc": PLCC_BUDGET}
+        update_registry(directory, row)
+        sidecar = directory / f"{args.model.stem}.json"
+        if sidecar.is_file():
+            data = json.loads(sidecar.read_text())
+            data["int8"] = {"tool": "training.ptq_static", "file": args.output.name, "sha256": row["int8_sha256"],
+                            "quant_mode": QUANT_MODE, "calibration_crops": args.count, "float_nodes": exclude,
+                            **{k: v for k, v in data.get("int8", {}).items() if k == "accuracy"}}
+            atomic_write_text(sidecar, json.dumps(data, indent=2) + "\n")
+    return 0
+
+
+def default_exclude(model: Path) -> list[str]:
+    """Keep the last Conv and the final (global skip) Add in float: the residual is small and precise."""
+    import onnx
+
+    nodes = onnx.load(str(model)).graph.node
+    last_conv = [n.name for n in nodes if n.op_type == "Conv"][-1:]
+    last_add = [n.name for n in nodes if n.op_type == "Add"][-1:]
+    return last_conv + last_add
+
+
+if __name__ == "__main__":
+    sys.exit(main())

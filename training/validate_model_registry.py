@@ -1,0 +1,116 @@
+"""Validate ``model/tiny/registry.json``: schema, hashes, sidecars, opset, op allowlist, and a real run.
+
+    python -m training.validate_model_registry [--dir model/tiny]
+
+Prints one line per problem and exits 1 when there is any (2 on unusable input), else prints a summary
+and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from vsfilter.models import model_dir
+
+from .cli import UsageError, run_main, sha256_file
+from .registry import OP_ALLOWLIST, QUANT_OPS, REGISTRY_SCHEMA, graph_ops, graph_opset
+
+
+def check_model_file(label: str, path: Path, sha: str, opset: int | None, allowed: frozenset) -> list[str]:
+    """Problems with one ONNX file: missing, hash, opset, ops, and a 64x48 ORT run."""
+    if not path.is_file():
+        return [f"{label}: file {path.name} is missing"]
+    problems = []
+    actual = sha256_file(path)
+    if actual != sha:
+        problems.append(f"{label}: sha256 of {path.name} is {actual}, registry says {sha}")
+    try:
+        got_opset = graph_opset(path)
+        ops = graph_ops(path)
+    except Exception as exc:
+        return problems + [f"{label}: {path.name} is not a readable ONNX model ({type(exc).__name__})"]
+    if opset is not None and got_opset != opset:
+        problems.append(f"{label}: {path.name} has opset {got_opset}, registry says {opset}")
+    if not ops <= allowed:
+        problems.append(f"{label}: {path.name} has ops outside the allowlist: {sorted(ops - allowed)}")
+    try:
+        import onnxruntime as ort
+
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        out = session.run(None, {name: np.random.default_rng(0).random((1, 1, 48, 64), dtype=np.float32)})[0]
+        if out.shape != (1, 1, 48, 64) or not np.isfinite(out).all():
+            problems.append(f"{label}: {path.name} on a 64x48 frame gave shape {out.shape} or non-finite values")
+    except Exception as exc:
+        problems.append(f"{label}: {path.name} fails to run in ONNX Runtime ({str(exc).splitlines()[0][:200]})")
+    return problems
+
+
+def validate(directory: Path) -> tuple[list[str], int]:
+    """All problems in a registry directory, and how many models it lists."""
+    import jsonschema
+
+    path = directory / "registry.json"
+    if not path.is_file():
+        raise UsageError(f"{path} does not exist")
+    try:
+        registry = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        return [f"registry.json: not valid JSON ({exc})"], 0
+    validator = jsonschema.Draft202012Validator(REGISTRY_SCHEMA)
+    problems = [f"registry.json: {'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
+                for e in sorted(validator.iter_errors(registry), key=lambda e: list(e.absolute_path))]
+    if problems:
+        return problems, len(registry.get("models", []) if isinstance(registry, dict) else [])
+    ids = [m["id"] for m in registry["models"]]
+    problems += [f"registry.json: id {i!r} is listed twice" for i in sorted({i for i in ids if ids.count(i) > 1})]
+    for entry in registry["models"]:
+        label = entry["id"]
+        problems += check_model_file(label, directory / entry["onnx"], entry["sha256"], entry["opset"], OP_ALLOWLIST)
+        if "int8_onnx" in entry:
+            problems += check_model_file(f"{label} int8", directory / entry["int8_onnx"], entry["int8_sha256"],
+                                         None, OP_ALLOWLIST | QUANT_OPS)
+        if "sidecar" in entry:
+            problems += check_sidecar(label, directory / entry["sidecar"], entry)
+    return problems, len(registry["models"])
+
+
+def check_sidecar(label: str, path: Path, entry: dict) -> list[str]:
+    """The JSON sidecar must agree with its registry row."""
+    if not path.is_file():
+        return [f"{label}: sidecar {path.name} is missing"]
+    try:
+        sidecar = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        return [f"{label}: sidecar {path.name} is not valid JSON ({exc})"]
+    problems = []
+    for key in ("id", "onnx", "sha256", "opset"):
+        if sidecar.get(key) != entry.get(key):
+            problems.append(f"{label}: sidecar {key} = {sidecar.get(key)!r}, registry says {entry.get(key)!r}")
+    if "int8_onnx" in entry and sidecar.get("int8", {}).get("sha256") != entry["int8_sha256"]:
+        problems.append(f"{label}: sidecar int8.sha256 does not match the registry's int8_sha256")
+    return problems
+
+
+@run_main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.validate_model_registry",
+                                 description=__doc__.splitlines()[0])
+    ap.add_argument("--dir", type=Path, default=None, help="default: the package's model/tiny")
+    args = ap.parse_args(argv)
+    problems, count = validate(args.dir or model_dir())
+    for line in problems:
+        print(line)
+    if problems:
+        return 1
+    print(f"registry OK: {count} model(s) in {args.dir or model_dir()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""Reading a PyAV frame's planes as numpy arrays, exactly as coded (no range stretch, no conversion)."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+
+__all__ = ["plane_array", "PlaneLayout", "layout_of"]
+
+
+class PlaneLayout:
+    """How a pixel format's planes map to a planar YUV/GRAY/RGB image.
+
+    Attributes:
+        family: ``"yuv"``, ``"gray"`` or ``"rgb"``.
+        bits: bits per sample.
+        ssw, ssh: chroma subsampling (log2) along width and height.
+        interleaved_chroma: nv12/p010 style (one UV plane, split on read).
+        plane_order: which coded plane gives output plane 0, 1, 2 (gbrp stores G, B, R).
+        shift: right shift that brings a stored sample to ``bits`` (p010 keeps 10 bits in the top of 16).
+    """
+
+    def __init__(self, family: str, bits: int, ssw: int = 0, ssh: int = 0, interleaved_chroma: bool = False,
+                 plane_order: tuple[int, ...] = (0, 1, 2), shift: int = 0) -> None:
+        self.family, self.bits, self.ssw, self.ssh = family, bits, ssw, ssh
+        self.interleaved_chroma, self.plane_order, self.shift = interleaved_chroma, plane_order, shift
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(np.uint8 if self.bits <= 8 else np.uint16)
+
+
+_SUBSAMPLING = {"420": (1, 1), "422": (1, 0), "444": (0, 0), "440": (0, 1), "411": (2, 0)}
+
+
+def layout_of(pix_fmt: str) -> PlaneLayout | None:
+    """The layout of a PyAV pixel format name, or None when it is not supported."""
+    name = pix_fmt
+    if name.endswith("be"):
+        return None  # big-endian: not produced by FFmpeg's decoders on this platform
+    name = name.removesuffix("le")
+    if name in ("gray", "gray8"):
+        return PlaneLayout("gray", 8)
+    if name.startswith("gray") and name[4:].isdigit():
+        return PlaneLayout("gray", int(name[4:]))
+    if name in ("nv12", "nv21"):
+        return PlaneLayout("yuv", 8, 1, 1, interleaved_chroma=True)
+    if name in ("p010", "p016", "p012"):
+        bits = int(name[1:])
+        return PlaneLayout("yuv", bits, 1, 1, interleaved_chroma=True, shift=16 - bits)
+    if name.startswith("gbrp"):
+        bits = int(name[4:]) if name[4:].isdigit() else 8
+        return PlaneLayout("rgb", bits, plane_order=(2, 0, 1))
+    for prefix in ("yuvj", "yuv"):
+        if name.startswith(prefix) and name[len(prefix):len(prefix) + 3] in _SUBSAMPLING and \
+                name[len(prefix) + 3:len(prefix) + 4] == "p":
+            rest = name[len(prefix) + 4:]
+            if rest and not rest.isdigit():
+                return None
+            ssw, ssh = _SUBSAMPLING[name[len(prefix):len(prefix) + 3]]
+            return PlaneLayout("yuv", int(rest) if rest else 8, ssw, ssh)
+    return None
+
+
+def plane_array(frame: av.VideoFrame, index: int, dtype: np.dtype, width: int, height: int,
+                components: int = 1) -> np.ndarray:
+    """Coded plane ``index`` of ``frame`` as a ``height x width (x components)`` view (no copy)."""
+    plane = frame.planes[index]
+    itemsize = np.dtype(dtype).itemsize
+    buf = np.frombuffer(plane, dtype=dtype)
+    rows = buf.reshape(-1, plane.line_size // itemsize)[:height]
+    if components == 1:
+        return rows[:, :width]
+    return rows[:, :width * components].reshape(height, width, components)
+
+
+def luma_u8(frame: av.VideoFrame) -> np.ndarray:
+    """The coded Y (or gray, or G) plane of ``frame`` scaled to 8 bits, as a new uint8 array."""
+    layout = layout_of(frame.format.name)
+    if layout is None:
+        raise ValueError(f"unsupported pixel format {frame.format.name}")
+    y = plane_array(frame, layout.plane_order[0], layout.dtype, frame.width, frame.height)
+    down = layout.shift + layout.bits - 8
+    return (y >> down).astype(np.uint8) if down else y.astype(np.uint8, copy=True)
