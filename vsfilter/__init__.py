@@ -13,9 +13,11 @@ from __future__ import annotations
 from .backends import ORT_CPU, ORT_CUDA, BackendError, OpenVINO, Precision
 from .filter import vmaf_pre
 from .models import ModelError, ModelSpec, load_registry, model_dir, resolve_model
+from .source import source
 
 __all__ = [
     "vmaf_pre",
+    "source",
     "ORT_CPU",
     "ORT_CUDA",
     "OpenVINO",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import av
 import numpy as np
 
-__all__ = ["plane_array", "PlaneLayout", "layout_of"]
+__all__ = ["plane_array", "PlaneLayout", "layout_of", "frame_planes", "luma_u8"]
 
 
 class PlaneLayout:
@@ -82,3 +82,26 @@ def luma_u8(frame: av.VideoFrame) -> np.ndarray:
     y = plane_array(frame, layout.plane_order[0], layout.dtype, frame.width, frame.height)
     down = layout.shift + layout.bits - 8
     return (y >> down).astype(np.uint8) if down else y.astype(np.uint8, copy=True)
+
+
+def frame_planes(frame: av.VideoFrame, layout: PlaneLayout) -> list[np.ndarray]:
+    """The frame as planar arrays in VapourSynth order (Y, U, V / R, G, B / Y), samples as coded.
+
+    nv12/p010 chroma is split into U and V; p010's MSB-aligned samples are shifted down to 10 bits;
+    gbrp's G, B, R planes are reordered to R, G, B.
+    """
+    w, h = frame.width, frame.height
+    cw, ch = (w + (1 << layout.ssw) - 1) >> layout.ssw, (h + (1 << layout.ssh) - 1) >> layout.ssh
+    if layout.family == "gray":
+        planes = [plane_array(frame, 0, layout.dtype, w, h).copy()]
+    elif layout.interleaved_chroma:
+        uv = plane_array(frame, 1, layout.dtype, cw, ch, components=2)
+        planes = [plane_array(frame, 0, layout.dtype, w, h).copy(), uv[..., 0].copy(), uv[..., 1].copy()]
+        if frame.format.name.startswith("nv21"):
+            planes[1], planes[2] = planes[2], planes[1]
+    else:
+        sizes = [(w, h), (cw, ch), (cw, ch)] if layout.family == "yuv" else [(w, h)] * 3
+        planes = [plane_array(frame, i, layout.dtype, *sizes[k]).copy() for k, i in enumerate(layout.plane_order)]
+    if layout.shift:
+        planes = [p >> layout.shift for p in planes]
+    return planes
