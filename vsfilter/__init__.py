@@ -14,10 +14,14 @@ from .backends import ORT_CPU, ORT_CUDA, BackendError, OpenVINO, Precision
 from .filter import vmaf_pre
 from .models import ModelError, ModelSpec, load_registry, model_dir, resolve_model
 from .source import source
+from .compare import CompareError, CompareResult, compare
 
 __all__ = [
     "vmaf_pre",
     "source",
+    "compare",
+    "CompareResult",
+    "CompareError",
     "ORT_CPU",
     "ORT_CUDA",
     "OpenVINO",

@@ -1,0 +1,169 @@
+"""libvmaf scoring through PyAV's bundled FFmpeg: one filter graph per (distorted, reference) pair.
+
+VMAF, VMAF NEG, PSNR and SSIM all come from libvmaf in a single pass; nothing is re-implemented.
+The graph uses ``shortest=1`` (libvmaf otherwise repeats the last frame of a shorter input), and its
+JSON log is read after the graph is freed (libvmaf writes it only then).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import av.filter
+import numpy as np
+import vapoursynth as vs
+
+__all__ = ["BUILTIN_VMAF_MODELS", "METRICS", "VmafError", "VmafScorer", "pix_fmt_for", "vs_to_av",
+           "check_vmaf_model"]
+
+#: Models built into PyAV's libvmaf (``version=``); anything else must be a path to a model file.
+BUILTIN_VMAF_MODELS = ("vmaf_v0.6.1", "vmaf_v0.6.1neg", "vmaf_4k_v0.6.1", "vmaf_b_v0.6.3")
+#: Our metric name -> libvmaf's per-frame key.
+METRICS = {"vmaf": "vmaf", "vmaf_neg": "vmaf_neg", "psnr_y": "psnr_y", "ssim": "float_ssim"}
+
+
+class VmafError(ValueError):
+    """libvmaf cannot score this input (unknown model, unsupported format)."""
+
+
+def pix_fmt_for(fmt: vs.VideoFormat) -> str:
+    """The FFmpeg pixel format of a planar YUV VapourSynth format libvmaf accepts."""
+    if fmt.color_family != vs.YUV or fmt.sample_type != vs.INTEGER:
+        raise VmafError(f"libvmaf needs integer YUV, got {fmt.name}")
+    sub = {(1, 1): "420", (1, 0): "422", (0, 0): "444"}.get((fmt.subsampling_w, fmt.subsampling_h))
+    if sub is None or fmt.bits_per_sample not in (8, 10, 12, 16):
+        raise VmafError(f"libvmaf cannot score {fmt.name}")
+    return f"yuv{sub}p" + ("" if fmt.bits_per_sample == 8 else f"{fmt.bits_per_sample}le")
+
+
+def vs_to_av(frame: vs.VideoFrame, pix_fmt: str, pts: int, time_base: Fraction) -> av.VideoFrame:
+    """Copy a planar VapourSynth frame into a new PyAV frame."""
+    out = av.VideoFrame(frame.width, frame.height, pix_fmt)
+    for p, plane in enumerate(out.planes):
+        src = np.asarray(frame[p])
+        dst = np.frombuffer(plane, dtype=src.dtype).reshape(-1, plane.line_size // src.itemsize)
+        dst[: src.shape[0], : src.shape[1]] = src
+    out.pts, out.time_base = pts, time_base
+    return out
+
+
+def _escape(path: str) -> str:
+    return path.replace("\\", "/").replace(":", "\\\\:")
+
+
+def _model_option(vmaf_model: str) -> str:
+    if vmaf_model in BUILTIN_VMAF_MODELS:
+        main = f"version={vmaf_model}\\:name=vmaf"
+    else:
+        main = f"path={_escape(os.path.abspath(vmaf_model))}\\:name=vmaf"
+    return f"{main}|version=vmaf_v0.6.1neg\\:name=vmaf_neg"
+
+
+def check_vmaf_model(vmaf_model: str) -> None:
+    """Fail early (before decoding anything) when libvmaf cannot load ``vmaf_model``."""
+    if vmaf_model not in BUILTIN_VMAF_MODELS and not Path(vmaf_model).is_file():
+        raise VmafError(f"unknown VMAF model {vmaf_model!r}: use one of {', '.join(BUILTIN_VMAF_MODELS)} "
+                        "or a path to a libvmaf model file (.json)")
+    scorer = VmafScorer(176, 144, "yuv420p", Fraction(1, 25), vmaf_model, subsample=1, threads=1)
+    try:
+        frame = av.VideoFrame(176, 144, "yuv420p")
+        for plane in frame.planes:
+            np.frombuffer(plane, np.uint8)[:] = 128
+        scorer.push(frame, frame)
+        scorer.close()
+    except VmafError:
+        raise
+    except Exception:
+        raise VmafError(f"libvmaf could not load VMAF model {vmaf_model!r}") from None
+
+
+@dataclass
+class Scores:
+    """libvmaf's result: per-frame values (lists, one per scored frame) and its pooled means."""
+
+    frame_numbers: list[int]
+    per_frame: dict[str, list[float]]
+    pooled: dict[str, dict[str, float]]
+
+
+class VmafScorer:
+    """A libvmaf graph fed frame by frame: ``push(dist, ref)`` ... ``close() -> Scores``.
+
+    Args:
+        width, height, pix_fmt, time_base: the format of both inputs.
+        vmaf_model: a built-in model version or a path to a model file.
+        subsample: score every n-th frame (libvmaf's ``n_subsample``).
+        threads: libvmaf worker threads (0 = cores).
+    """
+
+    def __init__(self, width: int, height: int, pix_fmt: str, time_base: Fraction, vmaf_model: str,
+                 subsample: int = 1, threads: int = 0) -> None:
+        fd, self._log = tempfile.mkstemp(prefix="vsfilter-vmaf-", suffix=".json")
+        os.close(fd)
+        threads = threads or os.cpu_count() or 1
+        args = (f"model={_model_option(vmaf_model)}:feature=name=psnr|name=float_ssim:log_fmt=json:"
+                f"log_path={_escape(self._log)}:n_threads={threads}:n_subsample={subsample}:shortest=1")
+        self._graph = graph = av.filter.Graph()
+        self._dist = graph.add_buffer(width=width, height=height, format=pix_fmt, time_base=time_base)
+        self._ref = graph.add_buffer(width=width, height=height, format=pix_fmt, time_base=time_base)
+        try:
+            vmaf = graph.add("libvmaf", args)
+            self._sink = graph.add("buffersink")
+            self._dist.link_to(vmaf, 0, 0)  # libvmaf: first input distorted, second reference
+            self._ref.link_to(vmaf, 0, 1)
+            vmaf.link_to(self._sink)
+            graph.configure()
+        except av.error.FFmpegError as exc:
+            self._cleanup()
+            raise VmafError(f"libvmaf could not start with model {vmaf_model!r} ({exc.strerror})") from None
+
+    def push(self, dist: av.VideoFrame, ref: av.VideoFrame) -> None:
+        """Score one frame pair (libvmaf works on it in its own threads)."""
+        self._dist.push(dist)
+        self._ref.push(ref)
+        self._drain()
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                self._sink.pull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return
+
+    def close(self) -> Scores:
+        """Flush, free the graph (libvmaf writes its log then) and read the scores."""
+        try:
+            self._dist.push(None)
+            self._ref.push(None)
+            self._drain()
+        finally:
+            self._release()
+        try:
+            data = json.loads(Path(self._log).read_text())
+        except (OSError, json.JSONDecodeError):
+            raise VmafError("libvmaf wrote no scores (no frames were scored)") from None
+        finally:
+            self._cleanup()
+        frames = data.get("frames", [])
+        if not frames:
+            raise VmafError("libvmaf scored no frames")
+        per_frame = {ours: [float(f["metrics"][theirs]) for f in frames] for ours, theirs in METRICS.items()}
+        pooled = {ours: data["pooled_metrics"][theirs] for ours, theirs in METRICS.items()}
+        return Scores([int(f["frameNum"]) for f in frames], per_frame, pooled)
+
+    def _release(self) -> None:
+        self._graph = self._dist = self._ref = self._sink = None
+        gc.collect()
+
+    def _cleanup(self) -> None:
+        try:
+            os.unlink(self._log)
+        except FileNotFoundError:
+            pass
