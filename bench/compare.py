@@ -1,0 +1,100 @@
+"""Benchmark ``vsfilter.compare`` against the stock tools run one after the other on a 1080p pair.
+
+    .venv/bin/python bench/compare.py [--frames 60] [--device auto] [--precision fp32]
+
+Stock tools: (1) the imageio-ffmpeg CLI's libvmaf on the raw pair, then (2) ``vspipe`` rendering
+vmaf_pre(dist) into that ffmpeg's libvmaf (examples/vmaf_pipeline.sh's command). Both use libvmaf with
+the machine's core count as ``n_threads``, and the same vmaf_pre device and precision as compare.
+Prints both wall times and the ratio compare / stock (goal <= 0.8). The pair is generated once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import vsfilter  # noqa: E402
+
+import av  # noqa: E402
+import numpy as np  # noqa: E402
+
+from vsfilter.cache import cache_dir  # noqa: E402
+
+
+def make_pair(frames: int) -> tuple[Path, Path]:
+    root = cache_dir("bench")
+    ref, dist = root / f"pair1080_{frames}_ref.mkv", root / f"pair1080_{frames}_dist.mp4"
+    if ref.exists() and dist.exists():
+        return ref, dist
+    rng = np.random.default_rng(3)
+    base = np.kron(rng.random((200, 340)), np.ones((6, 6)))
+    k = np.array([1, 4, 6, 4, 1.0]) / 16
+    base = np.apply_along_axis(lambda r: np.convolve(r, k, "same"), 1, base)
+    base = (base * 180 + 30).astype(np.uint8)
+    for path, codec, options in ((ref, "ffv1", {}), (dist, "libx264", {"crf": "36", "preset": "veryfast"})):
+        with av.open(str(path), "w") as out:
+            stream = out.add_stream(codec, rate=25, options=options)
+            stream.width, stream.height, stream.pix_fmt = 1920, 1080, "yuv420p"
+            for n in range(frames):
+                frame = av.VideoFrame(1920, 1080, "yuv420p")
+                y = np.frombuffer(frame.planes[0], np.uint8).reshape(-1, frame.planes[0].line_size)
+                y[:1080, :1920] = base[n:n + 1080, 2 * n:2 * n + 1920]
+                for p in frame.planes[1:]:
+                    np.frombuffer(p, np.uint8)[:] = 128
+                frame.pts, frame.time_base = n, Fraction(1, 25)
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+            for packet in stream.encode(None):
+                out.mux(packet)
+    return ref, dist
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", default="fp32")
+    args = ap.parse_args()
+    import imageio_ffmpeg
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    ref, dist = make_pair(args.frames)
+    cores = len(os.sched_getaffinity(0))
+    vspipe = Path(sys.executable).with_name("vspipe")
+    log = cache_dir("bench") / "stock.json"
+    retime = "settb=AVTB,setpts=N/FRAME_RATE/TB"
+    vmaf = (f"libvmaf=model=version=vmaf_v0.6.1\\:name=vmaf|version=vmaf_v0.6.1neg\\:name=vmaf_neg:"
+            f"feature=name=psnr|name=float_ssim:n_threads={cores}:log_fmt=json:log_path={log}:shortest=1")
+    raw = [ffmpeg, "-nostdin", "-loglevel", "error", "-i", str(dist), "-i", str(ref), "-lavfi",
+           f"[0:v]{retime}[d];[1:v]{retime}[r];[d][r]{vmaf}", "-f", "null", "-"]
+    pipe = (f"'{vspipe}' -c y4m -a src='{dist}' -a device={args.device} -a precision={args.precision} "
+            f"'{ROOT / 'examples' / 'prefilter.vpy'}' - 2>/dev/null | "
+            f"'{ffmpeg}' -nostdin -loglevel error -i - -i '{ref}' -lavfi "
+            f"\"[0:v]{retime}[d];[1:v]{retime}[r];[d][r]{vmaf}\" -f null -")
+
+    start = time.perf_counter()
+    subprocess.run(raw, check=True)
+    subprocess.run(pipe, shell=True, check=True)
+    stock = time.perf_counter() - start
+
+    start = time.perf_counter()
+    result = vsfilter.compare(ref, dist, device=args.device, precision=args.precision)
+    ours = time.perf_counter() - start
+    print(f"1920x1080, {result.frames} frames, vmaf_pre {result.model['backend']} {result.model['precision']}, "
+          f"{cores} cores")
+    print(f"  stock tools, one after the other (ffmpeg libvmaf raw; vspipe | ffmpeg libvmaf): {stock:6.2f} s")
+    print(f"  python -m vsfilter.compare (both scores, pipelined):                          {ours:6.2f} s")
+    print(f"  ratio compare / stock: {ours / stock:.2f} (goal <= 0.8)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""Benchmark vsfilter.source against BestSource (``bs.VideoSource``) on 1080p H.264.
+
+    .venv/bin/python bench/source.py [--minutes 5] [--sequential 600] [--random 200]
+
+Prints, for both sources in one run: time from open to the first frame (no cached index), sequential
+decode fps, and random-access fps over a shuffled 200-frame order, with ratios. The test clip (1080p25
+H.264 with B-frames, ``--minutes`` long) is generated once into the user cache dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import vsfilter  # noqa: E402
+
+import av  # noqa: E402
+import numpy as np  # noqa: E402
+import vapoursynth as vs  # noqa: E402
+
+from vsfilter.cache import cache_dir  # noqa: E402
+
+
+def make_clip(minutes: float) -> Path:
+    path = cache_dir("bench") / f"pan_1080p25_{minutes:g}min.mp4"
+    if path.exists():
+        return path
+    frames = int(minutes * 60 * 25)
+    rng = np.random.default_rng(1)
+    base = np.kron(rng.random((300, 500)), np.ones((8, 8)))  # a large blocky landscape, panned across
+    base = (base * 180 + 30).astype(np.uint8)
+    tmp = path.with_suffix(".part.mp4")
+    print(f"encoding a {minutes:g}-minute 1080p test clip once ({frames} frames) ...", file=sys.stderr)
+    with av.open(str(tmp), "w") as out:
+        stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast", "x264-params": "bframes=3:keyint=50"})
+        stream.width, stream.height, stream.pix_fmt = 1920, 1080, "yuv420p"
+        for n in range(frames):
+            frame = av.VideoFrame(1920, 1080, "yuv420p")
+            x = (n * 3) % (base.shape[1] - 1920)
+            y = (n // 7) % (base.shape[0] - 1080)
+            planes = frame.planes
+            np.frombuffer(planes[0], np.uint8).reshape(-1, planes[0].line_size)[:1080, :1920] = base[y:y + 1080, x:x + 1920]
+            for p in planes[1:]:
+                np.frombuffer(p, np.uint8)[:] = 128
+            frame.pts, frame.time_base = n, Fraction(1, 25)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    tmp.rename(path)
+    return path
+
+
+def timed(fn):
+    start = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - start
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--minutes", type=float, default=5.0)
+    ap.add_argument("--sequential", type=int, default=600, help="frames decoded in order")
+    ap.add_argument("--random", type=int, default=200, help="frames in the shuffled order")
+    args = ap.parse_args()
+    path = make_clip(args.minutes)
+    core = vs.core
+    if not hasattr(core, "bs"):
+        print("vapoursynth-bestsource is not installed (pip install 'vsfilter[dev]')", file=sys.stderr)
+        return 2
+    openers = {
+        "vsfilter.source": lambda: vsfilter.source(path, cache=False),
+        "bs.VideoSource": lambda: core.bs.VideoSource(str(path), cachemode=0),
+    }
+    rows = {}
+    for name, open_clip in openers.items():
+        def open_and_first(open_clip=open_clip):
+            clip = open_clip()
+            clip.get_frame(0)
+            return clip
+
+        clip, first = timed(open_and_first)
+        n_seq = min(args.sequential, clip.num_frames)
+        _, t_seq = timed(lambda: [None for _ in clip[:n_seq].frames(close=True)])
+        order = random.Random(5).sample(range(clip.num_frames), min(args.random, clip.num_frames))
+        fresh = open_clip()
+        _, t_rand = timed(lambda: [fresh.get_frame(n) for n in order])
+        rows[name] = {"first": first, "seq": n_seq / t_seq, "rand": len(order) / t_rand, "frames": clip.num_frames}
+    ours, peer = rows["vsfilter.source"], rows["bs.VideoSource"]
+    print(f"{path.name}: {ours['frames']} frames (BestSource: {peer['frames']})")
+    print(f"{'':18s} {'open->frame 0':>14s} {'sequential':>12s} {'random':>10s}")
+    for name, r in rows.items():
+        print(f"{name:18s} {r['first']:12.2f} s {r['seq']:8.1f} fps {r['rand']:6.1f} fps")
+    print(f"ratios (vsfilter / BestSource): first frame {peer['first'] / ours['first']:.1f}x sooner, "
+          f"sequential {ours['seq'] / peer['seq']:.2f}x, random access {ours['rand'] / peer['rand']:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""The real stock-tools pipeline: vspipe -c y4m examples/prefilter.vpy - | ffmpeg ... libvmaf."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from media import encode_clip
+from vsfilter.compare import compare
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_vspipe_ffmpeg_libvmaf_pipeline(tmp_path, filter_onnx):
+    ref = encode_clip(tmp_path / "ref.mkv", "ffv1", frames=20, width=192, height=128)
+    dist = encode_clip(tmp_path / "dist.mp4", "libx264", frames=20, width=192, height=128, options={"crf": "38"})
+    log = tmp_path / "vmaf.json"
+    env = dict(os.environ, PYTHON=sys.executable)
+    proc = subprocess.run(["bash", str(ROOT / "examples" / "vmaf_pipeline.sh"), str(ref), str(dist), str(log),
+                           str(filter_onnx)], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(log.read_text())
+    assert len(data["frames"]) == 20
+    pipeline_vmaf = data["pooled_metrics"]["vmaf"]["mean"]
+    assert f"VMAF (prefiltered): {round(pipeline_vmaf, 3)}" in proc.stdout
+    ours = compare(ref, dist, model=str(filter_onnx))  # same device ("auto") as the script
+    assert abs(ours.pooled["prefiltered"]["vmaf"] - pipeline_vmaf) <= 1e-3
+
+
+def test_vspipe_info_works_without_hand_configuration():
+    vspipe = Path(sys.executable).with_name("vspipe")
+    proc = subprocess.run([str(vspipe), "--info", str(ROOT / "examples" / "prefilter.vpy")], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Width: 480" in proc.stdout or "Width:" in proc.stdout

@@ -1,0 +1,141 @@
+"""The training pipeline end to end on a tiny corpus, and each step's bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the train extra (torch) is needed; .ci/setup installs it")
+
+ROOT = Path(__file__).resolve().parents[1]
+SKIMAGE = Path(__import__("skimage").__file__).parent / "data"
+
+
+def step(module: str, *args: str, expect: int = 0) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", f"training.{module}", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)
+    assert proc.returncode == expect, f"{module} exited {proc.returncode}\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    if expect == 2:
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"{module}: error: "), proc.stderr
+    return proc
+
+
+@pytest.fixture(scope="module")
+def tiny_corpus(tmp_path_factory) -> Path:
+    corpus = tmp_path_factory.mktemp("corpus")
+    for name in ("astronaut.png", "camera.png", "coffee.png", "chelsea.png", "rocket.jpg"):
+        shutil.copy(SKIMAGE / name, corpus / name)
+    (corpus / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")  # skipped, counted
+    return corpus
+
+
+def test_five_steps_end_to_end(tiny_corpus, tmp_path):
+    run, models = tmp_path / "run", tmp_path / "model"
+    out = step("train_konvid", "--model", "c3", "--images", str(tiny_corpus), "--output-c3", str(run),
+               "--epochs-c3", "2", "--crop", "64", "--batch-size", "4", "--crops-per-image", "2",
+               "--num-blocks", "2", "--seed", "7", "--quiet")
+    assert "skipped 1" not in out.stdout  # quiet
+    manifest = json.loads((run / "train_konvid.manifest.json").read_text())
+    assert len(manifest["epochs"]) == 2 and manifest["architecture"]["num_blocks"] == 2
+    assert manifest["architecture"]["params"] == 160 + 2 * 4640 + 145
+    assert len(manifest["data"]["train"]) + len(manifest["data"]["val"]) == 5
+    assert [s["reason"] for s in manifest["data"]["skipped"]][0].startswith("UnidentifiedImageError")
+    assert all(len(f["sha256"]) == 64 for f in manifest["data"]["train"])
+    assert manifest["degradation"] == {"gaussian_blur_sigma": 1.2, "jpeg_quality": 35, "library": "Pillow"}
+
+    step("export_tiny_models", "--c3-ckpt", str(run / "last.ckpt"), "--output-dir", str(models))
+    sidecar = json.loads((models / "learned_filter_v1.json").read_text())
+    assert sidecar["opset"] == 17 and sidecar["architecture"]["receptive_radius"] == 6
+    assert sidecar["export_check"]["max_abs_err_vs_torch"] <= 1e-5
+    assert set(sidecar["run_provenance"]) >= {"checkpoint", "exporter_args", "onnx_output", "sidecar_output",
+                                              "registry_target"}
+    import onnx
+    dims = onnx.load(str(models / "learned_filter_v1.onnx")).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in dims] == ["N", 1, "H", "W"]
+
+    step("ptq_dynamic", "--model", str(models / "learned_filter_v1.onnx"), "--output",
+         str(tmp_path / "dyn.onnx"), "--record", str(models / "learned_filter_v1.json"))
+    step("ptq_static", "--model", str(models / "learned_filter_v1.onnx"), "--output",
+         str(models / "learned_filter_v1.int8.onnx"), "--images", str(tiny_corpus), "--count", "8", "--crop", "64",
+         "--register")
+    drop = step("measure_quant_drop", "--fp32", str(models / "learned_filter_v1.onnx"), "--int8",
+                str(models / "learned_filter_v1.int8.onnx"), "--images", str(tiny_corpus), "--max-side", "128",
+                "--record", str(models / "learned_filter_v1.json"))
+    assert json.loads(drop.stdout)["plcc"] > 0.9
+    ok = step("validate_model_registry", "--dir", str(models))
+    assert "registry OK: 1 model(s)" in ok.stdout
+    registry = json.loads((models / "registry.json").read_text())["models"][0]
+    assert registry["quant_mode"] == "static-qdq-per-channel" and registry["quant_accuracy_budget_plcc"] == 0.01
+
+    # the exported model runs in the filter, and the registry catches a tampered file
+    (models / "learned_filter_v1.onnx").write_bytes((models / "learned_filter_v1.onnx").read_bytes() + b"\0")
+    bad = step("validate_model_registry", "--dir", str(models), expect=1)
+    assert "sha256 of learned_filter_v1.onnx" in bad.stdout
+
+
+def test_resume_continues_a_run(tiny_corpus, tmp_path):
+    args = ["--images", str(tiny_corpus), "--output-c3", str(tmp_path / "r"), "--crop", "48", "--batch-size", "2",
+            "--crops-per-image", "1", "--num-blocks", "1", "--quiet"]
+    step("train_konvid", *args, "--epochs-c3", "1")
+    step("train_konvid", *args, "--epochs-c3", "2", "--resume")
+    manifest = json.loads((tmp_path / "r" / "train_konvid.manifest.json").read_text())
+    assert [e["epoch"] for e in manifest["epochs"]] == [1, 2]
+
+
+def test_bad_input(tiny_corpus, tmp_path):
+    step("train_konvid", "--images", str(tmp_path / "missing"), "--output-c3", str(tmp_path / "a"), expect=2)
+    (tmp_path / "empty").mkdir()
+    step("train_konvid", "--images", str(tmp_path / "empty"), "--output-c3", str(tmp_path / "a"), expect=2)
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "a.jpg").write_text("no")
+    err = step("train_konvid", "--images", str(junk), "--output-c3", str(tmp_path / "a"), expect=2)
+    assert "none of the 1 corpus files" in err.stderr
+    step("train_konvid", "--model", "c2", expect=2)
+    # an existing run is not overwritten without --force / --resume
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.ckpt").write_bytes(b"keep me")
+    err = step("train_konvid", "--images", str(tiny_corpus), "--output-c3", str(run), expect=2)
+    assert "--force" in err.stderr and (run / "last.ckpt").read_bytes() == b"keep me"
+    # a checkpoint of another architecture
+    other = tmp_path / "other.ckpt"
+    torch.save({"model": torch.nn.Linear(3, 3).state_dict(), "arch": {"num_blocks": 4, "channels": 16}}, other)
+    err = step("export_tiny_models", "--c3-ckpt", str(other), "--output-dir", str(tmp_path / "m"), expect=2)
+    assert "not a learned_filter_v1 checkpoint" in err.stderr
+    # an existing export is kept without --force
+    (tmp_path / "m").mkdir(exist_ok=True)
+    (tmp_path / "m" / "learned_filter_v1.onnx").write_bytes(b"mine")
+    step("export_tiny_models", "--c3-ckpt", str(run / "last.ckpt"), "--output-dir", str(tmp_path / "m"), expect=2)
+    assert (tmp_path / "m" / "learned_filter_v1.onnx").read_bytes() == b"mine"
+
+
+def test_fetch_konvid_fails_cleanly_offline(tmp_path):
+    # a local closed port: no traffic leaves the machine, the download fails as it would offline
+    err = step("fetch_konvid_1k", "--output", str(tmp_path / "kv"), "--base-url", "http://127.0.0.1:9/",
+               "--timeout", "5", expect=2)
+    assert "cannot download" in err.stderr and "--from-dir" in err.stderr
+
+
+def test_fetch_konvid_from_dir(tmp_path):
+    import zipfile
+
+    local = tmp_path / "local"
+    local.mkdir()
+    for name, folder in (("KoNViD_1k_videos.zip", "KoNViD_1k_videos"), ("KoNViD_1k_metadata.zip", "KoNViD_1k_metadata")):
+        with zipfile.ZipFile(local / name, "w") as zf:
+            zf.writestr(f"{folder}/readme.txt", "x")
+    step("fetch_konvid_1k", "--output", str(tmp_path / "kv"), "--from-dir", str(local))
+    assert (tmp_path / "kv" / "KoNViD_1k_videos" / "readme.txt").is_file()
+
+
+def test_validate_shipped_registry():
+    proc = step("validate_model_registry")
+    assert "registry OK" in proc.stdout
