@@ -84,24 +84,25 @@ def luma_u8(frame: av.VideoFrame) -> np.ndarray:
     return (y >> down).astype(np.uint8) if down else y.astype(np.uint8, copy=True)
 
 
-def frame_planes(frame: av.VideoFrame, layout: PlaneLayout) -> list[np.ndarray]:
+def frame_planes(frame: av.VideoFrame, layout: PlaneLayout, copy: bool = True) -> list[np.ndarray]:
     """The frame as planar arrays in VapourSynth order (Y, U, V / R, G, B / Y), samples as coded.
 
     nv12/p010 chroma is split into U and V; p010's MSB-aligned samples are shifted down to 10 bits;
-    gbrp's G, B, R planes are reordered to R, G, B.
+    gbrp's G, B, R planes are reordered to R, G, B. With ``copy=False`` the arrays are views of the
+    frame's buffers where no conversion is needed (they keep the frame alive).
     """
     w, h = frame.width, frame.height
     cw, ch = (w + (1 << layout.ssw) - 1) >> layout.ssw, (h + (1 << layout.ssh) - 1) >> layout.ssh
     if layout.family == "gray":
-        planes = [plane_array(frame, 0, layout.dtype, w, h).copy()]
+        planes = [plane_array(frame, 0, layout.dtype, w, h)]
     elif layout.interleaved_chroma:
         uv = plane_array(frame, 1, layout.dtype, cw, ch, components=2)
-        planes = [plane_array(frame, 0, layout.dtype, w, h).copy(), uv[..., 0].copy(), uv[..., 1].copy()]
+        planes = [plane_array(frame, 0, layout.dtype, w, h), uv[..., 0], uv[..., 1]]
         if frame.format.name.startswith("nv21"):
             planes[1], planes[2] = planes[2], planes[1]
     else:
         sizes = [(w, h), (cw, ch), (cw, ch)] if layout.family == "yuv" else [(w, h)] * 3
-        planes = [plane_array(frame, i, layout.dtype, *sizes[k]).copy() for k, i in enumerate(layout.plane_order)]
+        planes = [plane_array(frame, i, layout.dtype, *sizes[k]) for k, i in enumerate(layout.plane_order)]
     if layout.shift:
-        planes = [p >> layout.shift for p in planes]
-    return planes
+        return [p >> layout.shift for p in planes]
+    return [p.copy() for p in planes] if copy else planes

@@ -23,7 +23,7 @@ from .planes import PlaneLayout, frame_planes, layout_of
 __all__ = ["source", "SourceError"]
 
 #: Decoded frames kept for out-of-order and backward requests, in bytes.
-CACHE_BYTES = 768 << 20
+CACHE_BYTES = 512 << 20
 #: Independent decoder positions (for scripts that read a file at several places, e.g. interleaving).
 MAX_CURSORS = 4
 #: AVPictureType -> VapourSynth's _PictType.
@@ -190,7 +190,9 @@ class _Reader:
                 out.props["_AbsoluteTime"] = float(t)
             return out
 
-        return blank.std.ModifyFrame(blank, produce)
+        # FrameEval over a fresh ModifyFrame lets VapourSynth run produce() on several threads: one
+        # decodes (under the reader's lock) while another copies the previous frame out.
+        return blank.std.FrameEval(lambda n: blank.std.ModifyFrame(blank, produce))
 
     def _vs_format(self) -> vs.VideoFormat:
         layout = self._layout
@@ -312,7 +314,7 @@ class _Reader:
         w, h = frame.width, frame.height
         if hasattr(self, "width") and (w, h) != (self.width, self.height):
             raise SourceError(f"frame {n}: size changes mid-stream ({self.width}x{self.height} -> {w}x{h})")
-        planes = frame_planes(frame, layout)
+        planes = frame_planes(frame, layout, copy=False)  # views: copied once, into the VapourSynth frame
         return planes, self._props(frame, layout)
 
     def _props(self, frame: av.VideoFrame, layout: PlaneLayout) -> dict:
