@@ -15,17 +15,17 @@ import os
 import subprocess
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import vsfilter  # noqa: E402
 
-import av  # noqa: E402
 import numpy as np  # noqa: E402
 
+from media import encode_pan  # noqa: E402
 from vsfilter.cache import cache_dir  # noqa: E402
 
 
@@ -40,20 +40,7 @@ def make_pair(frames: int) -> tuple[Path, Path]:
     base = np.apply_along_axis(lambda r: np.convolve(r, k, "same"), 1, base)
     base = (base * 180 + 30).astype(np.uint8)
     for path, codec, options in ((ref, "ffv1", {}), (dist, "libx264", {"crf": "36", "preset": "veryfast"})):
-        with av.open(str(path), "w") as out:
-            stream = out.add_stream(codec, rate=25, options=options)
-            stream.width, stream.height, stream.pix_fmt = 1920, 1080, "yuv420p"
-            for n in range(frames):
-                frame = av.VideoFrame(1920, 1080, "yuv420p")
-                y = np.frombuffer(frame.planes[0], np.uint8).reshape(-1, frame.planes[0].line_size)
-                y[:1080, :1920] = base[n:n + 1080, 2 * n:2 * n + 1920]
-                for p in frame.planes[1:]:
-                    np.frombuffer(p, np.uint8)[:] = 128
-                frame.pts, frame.time_base = n, Fraction(1, 25)
-                for packet in stream.encode(frame):
-                    out.mux(packet)
-            for packet in stream.encode(None):
-                out.mux(packet)
+        encode_pan(path, base, frames, codec, options, lambda n: (2 * n, n))
     return ref, dist
 
 

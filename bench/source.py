@@ -13,17 +13,17 @@ import argparse
 import random
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import vsfilter  # noqa: E402
 
-import av  # noqa: E402
 import numpy as np  # noqa: E402
 import vapoursynth as vs  # noqa: E402
 
+from media import encode_pan  # noqa: E402
 from vsfilter.cache import cache_dir  # noqa: E402
 
 
@@ -35,25 +35,9 @@ def make_clip(minutes: float) -> Path:
     rng = np.random.default_rng(1)
     base = np.kron(rng.random((300, 500)), np.ones((8, 8)))  # a large blocky landscape, panned across
     base = (base * 180 + 30).astype(np.uint8)
-    tmp = path.with_suffix(".part.mp4")
     print(f"encoding a {minutes:g}-minute 1080p test clip once ({frames} frames) ...", file=sys.stderr)
-    with av.open(str(tmp), "w") as out:
-        stream = out.add_stream("libx264", rate=25, options={"preset": "ultrafast", "x264-params": "bframes=3:keyint=50"})
-        stream.width, stream.height, stream.pix_fmt = 1920, 1080, "yuv420p"
-        for n in range(frames):
-            frame = av.VideoFrame(1920, 1080, "yuv420p")
-            x = (n * 3) % (base.shape[1] - 1920)
-            y = (n // 7) % (base.shape[0] - 1080)
-            planes = frame.planes
-            np.frombuffer(planes[0], np.uint8).reshape(-1, planes[0].line_size)[:1080, :1920] = base[y:y + 1080, x:x + 1920]
-            for p in planes[1:]:
-                np.frombuffer(p, np.uint8)[:] = 128
-            frame.pts, frame.time_base = n, Fraction(1, 25)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    tmp.rename(path)
+    encode_pan(path, base, frames, "libx264", {"preset": "ultrafast", "x264-params": "bframes=3:keyint=50"},
+               lambda n: ((n * 3) % (base.shape[1] - 1920), (n // 7) % (base.shape[0] - 1080)))
     return path
 
 

@@ -53,3 +53,12 @@ def noise_clip(core: vs.Core, fmt: int, width: int, height: int, length: int = 3
 
 def planes(frame: vs.VideoFrame) -> list[np.ndarray]:
     return [np.array(frame[p], copy=True) for p in range(frame.format.num_planes)]
+
+
+def one_line_error(fn, prefix: str) -> str:
+    """Call ``fn``; it must raise a one-line ``vs.Error`` starting with ``prefix``. Returns the message."""
+    with pytest.raises(vs.Error) as info:
+        fn()
+    text = str(info.value)
+    assert text.startswith(prefix) and "\n" not in text, text
+    return text

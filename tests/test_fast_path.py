@@ -110,3 +110,35 @@ def test_fast_path_bad_input(core, filter_onnx, monkeypatch):
     monkeypatch.setattr(backends, "_cpu_has_bf16", lambda: False)
     with pytest.raises(BackendError, match="needs a CPU with AVX-512 BF16 or AMX; use precision='fp32'"):
         OpenVINO().create(resolve_model(str(filter_onnx)), Precision.BF16)
+
+
+def test_fp16_model_for_cuda_keeps_float32_io(filter_onnx, tmp_path, monkeypatch):
+    """The CUDA fp16 path converts the graph once (cached); its I/O stays float32 for the filter."""
+    import onnx
+    from onnx import TensorProto
+
+    from vsfilter.backends import _fp16_model
+
+    monkeypatch.setenv("VSFILTER_CACHE_DIR", str(tmp_path))
+    path = Path(_fp16_model(filter_onnx))
+    proto = onnx.load(str(path))
+    assert proto.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT
+    assert proto.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT
+    assert {i.data_type for i in proto.graph.initializer} == {TensorProto.FLOAT16}
+    assert Path(_fp16_model(filter_onnx)) == path  # cached, not rebuilt
+
+
+@pytest.mark.gpu
+def test_cuda_matches_cpu(core, filter_onnx):
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("needs onnxruntime-gpu and an NVIDIA GPU (run on the device machine)")
+    from conftest import noise_clip
+
+    clip = noise_clip(core, vs.GRAY16, 640, 360)
+    a = np.asarray(vmaf_pre(clip, model=str(filter_onnx), device="cpu").get_frame(0)[0]).astype(int)
+    for precision, tol in (("fp32", 1), ("fp16", 64)):
+        b = vmaf_pre(clip, model=str(filter_onnx), device="cuda", precision=precision).get_frame(0)
+        assert b.props["VmafPreBackend"] == "ort-cuda"
+        assert np.abs(a - np.asarray(b[0])).max() <= tol

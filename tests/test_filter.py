@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import vapoursynth as vs
 
-from conftest import noise_clip, planes
+from conftest import noise_clip, one_line_error, planes
 from onnx_builder import build_filter_onnx
 from vsfilter import vmaf_pre
 
@@ -115,11 +115,7 @@ def test_parallel_frames_equal_serial(core, filter_onnx):
 
 
 def _error(fn) -> str:
-    with pytest.raises(vs.Error) as info:
-        fn()
-    text = str(info.value)
-    assert text.startswith("vmaf_pre: ") and "\n" not in text
-    return text
+    return one_line_error(fn, "vmaf_pre: ")
 
 
 def test_bad_clip_inputs(core, filter_onnx):

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import vapoursynth as vs
 
+from conftest import one_line_error
 from media import clip_hash, encode_clip, linear_hashes
 from vsfilter import source
 
@@ -165,11 +166,7 @@ def test_truncated_file_is_honest(clips, tmp_path):
 
 
 def _error(fn) -> str:
-    with pytest.raises(vs.Error) as info:
-        fn()
-    text = str(info.value)
-    assert text.startswith("source: ") and "\n" not in text
-    return text
+    return one_line_error(fn, "source: ")
 
 
 def test_bad_input(tmp_path, clips):
