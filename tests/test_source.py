@@ -224,3 +224,30 @@ def test_fuzz_truncated_and_flipped_files_never_crash_or_hang(clips, tmp_path):
     result = subprocess.run([sys.executable, str(child), str(out)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "opened=" in result.stdout
+
+
+def test_sequential_and_interleaved_access_do_not_seek_per_frame(tmp_path, monkeypatch):
+    import vsfilter.pyav_source as src_mod
+
+    path = encode_clip(tmp_path / "long.mp4", "libx264", frames=120,
+                       options={"x264-params": "keyint=30:bframes=2"})
+    seeks = []
+    original = src_mod._Cursor.seek
+
+    def counting(self, pts, from_start):
+        seeks.append(pts)
+        return original(self, pts, from_start)
+
+    monkeypatch.setattr(src_mod._Cursor, "seek", counting)
+    clip = source(path, cache=False)
+    seeks.clear()
+    linear = linear_hashes(path)
+    assert [clip_hash(f) for f in clip.frames()] == linear
+    assert len(seeks) <= 1, f"sequential read seeked {len(seeks)} times"
+    clip = source(path, cache=False)
+    seeks.clear()
+    # two positions read alternately (as an interleaving script does): one decoder each
+    for n in range(30):
+        assert clip_hash(clip.get_frame(n)) == linear[n]
+        assert clip_hash(clip.get_frame(60 + n)) == linear[60 + n]
+    assert len(seeks) <= 2, f"interleaved read seeked {len(seeks)} times"

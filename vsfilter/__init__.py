@@ -13,7 +13,7 @@ from __future__ import annotations
 from .backends import ORT_CPU, ORT_CUDA, BackendError, OpenVINO, Precision
 from .filter import vmaf_pre
 from .models import ModelError, ModelSpec, load_registry, model_dir, resolve_model
-from .source import source
+from .pyav_source import source
 from .compare import CompareError, CompareResult, compare
 
 __all__ = [

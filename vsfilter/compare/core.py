@@ -20,7 +20,7 @@ import vapoursynth as vs
 
 from ..filter import vmaf_pre
 from ..models import ModelError, resolve_model
-from ..source import source
+from ..pyav_source import source
 from .scoring import METRICS, Scores, VmafError, VmafScorer, check_vmaf_model, pix_fmt_for, vs_to_av
 
 __all__ = ["CompareError", "CompareResult", "compare", "pool"]
