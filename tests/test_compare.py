@@ -143,3 +143,10 @@ def _has_shipped_model() -> bool:
     from vsfilter import load_registry
 
     return any(m["id"] == "learned_filter_v1" for m in load_registry()["models"])
+
+
+def test_subsample_scores_every_nth_frame(pairs, filter_onnx):
+    ref, dist = pairs["x264"]
+    result = compare(ref, dist, model=str(filter_onnx), device="cpu", subsample=3)
+    assert [r["frame"] for r in result.per_frame] == list(range(0, 24, 3))
+    assert result.frames == 8
