@@ -134,19 +134,7 @@ def test_cli_bad_input(pairs, filter_onnx, tmp_path):
     assert "distorted" in _cli_error([ref, str(cut), *m])
 
 
-def test_demo_runs(capsys):
-    assert cli_main(["--demo", "--device", "cpu", "--frames", "6"] +
-                    (["--model", "learned_filter_v1"] if _has_shipped_model() else [])) in (0, 2)
-
-
-def _has_shipped_model() -> bool:
-    from vsfilter import load_registry
-
-    return any(m["id"] == "learned_filter_v1" for m in load_registry()["models"])
-
-
-def test_subsample_scores_every_nth_frame(pairs, filter_onnx):
-    ref, dist = pairs["x264"]
-    result = compare(ref, dist, model=str(filter_onnx), device="cpu", subsample=3)
-    assert [r["frame"] for r in result.per_frame] == list(range(0, 24, 3))
-    assert result.frames == 8
+def test_demo_runs_on_the_shipped_model(capsys):
+    assert cli_main(["--demo", "--frames", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "learned_filter_v1" in out and "VMAF" in out

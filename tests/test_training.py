@@ -62,9 +62,13 @@ def test_five_steps_end_to_end(tiny_corpus, tmp_path):
 
     step("ptq_dynamic", "--model", str(models / "learned_filter_v1.onnx"), "--output",
          str(tmp_path / "dyn.onnx"), "--record", str(models / "learned_filter_v1.json"))
+    step("qat_finetune", "--c3-ckpt", str(run / "last.ckpt"), "--images", str(tiny_corpus), "--output",
+         str(tmp_path / "qat"), "--epochs", "2", "--freeze-after", "1", "--crop", "64", "--batch-size", "4",
+         "--crops-per-image", "1", "--quiet")
     step("ptq_static", "--model", str(models / "learned_filter_v1.onnx"), "--output",
          str(models / "learned_filter_v1.int8.onnx"), "--images", str(tiny_corpus), "--count", "8", "--crop", "64",
-         "--register")
+         "--qat-ckpt", str(tmp_path / "qat" / "last.ckpt"), "--register")
+    assert json.loads((models / "learned_filter_v1.json").read_text())["int8"]["qat_checkpoint"]["sha256"]
     drop = step("measure_quant_drop", "--fp32", str(models / "learned_filter_v1.onnx"), "--int8",
                 str(models / "learned_filter_v1.int8.onnx"), "--images", str(tiny_corpus), "--max-side", "128",
                 "--record", str(models / "learned_filter_v1.json"))

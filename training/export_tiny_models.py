@@ -57,6 +57,24 @@ def check_against_torch(model, path: Path, atol: float = 1e-5) -> float:
     return worst
 
 
+def _corpus_sources(train_args: dict) -> list[dict] | None:
+    """The package/version/file list ``training.offline_corpus`` wrote next to the training images."""
+    images = train_args.get("images")
+    listing = Path(images) / "corpus.json" if images and images != "None" else None
+    if listing is None or not listing.is_file():
+        return None
+    return json.loads(listing.read_text())["files"]
+
+
+def _default_notes(training: dict | None) -> str:
+    if training is None:
+        return "exported without a training manifest"
+    args, data = training["args"], training["data"]
+    corpus = args.get("images") if args.get("images") not in (None, "None") else args.get("videos")
+    return (f"trained by training.train_konvid on {len(data['train'])} + {len(data['val'])} (val) files from "
+            f"{corpus}; see the sidecar's training block and docs/learned_filter_v1.md")
+
+
 @run_main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.export_tiny_models", description=__doc__.splitlines()[0])
@@ -65,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output-dir", type=Path, default=None, help="default: the package's model/tiny")
     ap.add_argument("--manifest", type=Path, help="training manifest (default: next to the checkpoint)")
     ap.add_argument("--force", action="store_true", help="replace an existing exported model")
+    ap.add_argument("--notes", help="the registry row's notes (default: what the model was trained on)")
     args = ap.parse_args(argv)
     out_dir = args.output_dir or model_dir()
     onnx_path = out_dir / f"{MODEL_ID}.onnx"
@@ -96,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     manifest_path = args.manifest or args.c3_ckpt.parent / "train_konvid.manifest.json"
     training = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
+    notes = args.notes or _default_notes(training)
     sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.is_file() else {}
     sidecar.update({
         "id": MODEL_ID,
@@ -132,10 +152,13 @@ def main(argv: list[str] | None = None) -> int:
             "final": training.get("final"),
         }
         sidecar["metrics"] = {k: v for k, v in (training.get("final") or {}).items()}
+        sources = _corpus_sources(training["args"])
+        if sources is not None:
+            sidecar["training"]["corpus_sources"] = sources
     atomic_write_text(sidecar_path, json.dumps(sidecar, indent=2) + "\n")
     update_registry(out_dir, {"id": MODEL_ID, "kind": "filter", "onnx": onnx_path.name,
                               "sha256": sidecar["sha256"], "opset": OPSET, "license": "BSD-3-Clause-Plus-Patent",
-                              "sidecar": sidecar_path.name})
+                              "sidecar": sidecar_path.name, "notes": notes})
     print(f"exported {onnx_path} ({count_params(model)} params, max |ORT - torch| = {max_err:.1e})")
     return 0
 

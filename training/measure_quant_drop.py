@@ -34,11 +34,11 @@ def make_runner(fp32: Path, int8: Path | None, runtime: str):
         spec = resolve_model(fp32)
     except ModelError as exc:
         raise UsageError(str(exc)) from None
+    if runtime == "openvino-bf16":
+        return OpenVINO().create(spec, Precision.BF16)
     backend = OpenVINO() if runtime == "openvino" else ORT_CPU()
     if int8 is None:
         return backend.create(spec, Precision.FP32)
-    if runtime == "openvino-bf16":
-        return OpenVINO().create(spec, Precision.BF16)
     return backend.create(dataclasses.replace(spec, int8_path=int8), Precision.INT8)
 
 
@@ -87,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     runtime = "openvino" if args.runtime.startswith("openvino") else "ort"
     fp32_run = make_runner(args.fp32, None, runtime)
     fast_run = make_runner(args.fp32, args.int8, args.runtime)
+    assert fast_run.precision is not fp32_run.precision, "the fast path must not be fp32"
     result = measure(pairs, fp32_run, fast_run) | {"runtime": args.runtime, "budget_plcc": args.budget}
     result["within_budget"] = result["plcc_drop"] <= args.budget
     print(json.dumps(result, indent=2))
