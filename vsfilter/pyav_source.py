@@ -22,8 +22,10 @@ from .planes import PlaneLayout, frame_planes, layout_of
 
 __all__ = ["source", "SourceError"]
 
-#: Decoded frames kept for out-of-order and backward requests, in bytes.
-CACHE_BYTES = 512 << 20
+#: Decoded frames kept for out-of-order and backward requests, in bytes (at least 8 frames). Cached
+#: frames hold FFmpeg's buffers: a large cache makes the decoder's buffer pool grow and page-fault
+#: fresh memory on every frame (1080p sequential: 739 fps with 512 MiB, 932 with 128, 973 with 48).
+CACHE_BYTES = 96 << 20
 #: Independent decoder positions (for scripts that read a file at several places, e.g. interleaving).
 MAX_CURSORS = 4
 #: AVPictureType -> VapourSynth's _PictType.
