@@ -1,4 +1,4 @@
-"""Benchmark ``vsfilter.compare`` against the stock tools run one after the other on a 1080p pair.
+"""Benchmark ``python -m vsfilter.compare`` against the stock tools run one after the other on a 1080p pair.
 
     .venv/bin/python bench/compare.py [--frames 60] [--device auto] [--precision fp32]
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ import numpy as np  # noqa: E402
 
 from media import encode_pan  # noqa: E402
 from vsfilter.cache import cache_dir  # noqa: E402
+from vsfilter.compare import compare  # noqa: E402
 
 
 def make_pair(frames: int) -> tuple[Path, Path]:
@@ -58,14 +60,16 @@ def main() -> int:
     vspipe = Path(sys.executable).with_name("vspipe")
     log = cache_dir("bench") / "stock.json"
     retime = "settb=AVTB,setpts=N/FRAME_RATE/TB"
-    vmaf = (f"libvmaf=model=version=vmaf_v0.6.1\\:name=vmaf|version=vmaf_v0.6.1neg\\:name=vmaf_neg:"
+    # In an ffmpeg filtergraph the nested ':' needs two levels of escaping ('\\:' reaches libvmaf as ':').
+    vmaf = (f"libvmaf=model=version=vmaf_v0.6.1\\\\:name=vmaf|version=vmaf_v0.6.1neg\\\\:name=vmaf_neg:"
             f"feature=name=psnr|name=float_ssim:n_threads={cores}:log_fmt=json:log_path={log}:shortest=1")
     raw = [ffmpeg, "-nostdin", "-loglevel", "error", "-i", str(dist), "-i", str(ref), "-lavfi",
            f"[0:v]{retime}[d];[1:v]{retime}[r];[d][r]{vmaf}", "-f", "null", "-"]
-    pipe = (f"'{vspipe}' -c y4m -a src='{dist}' -a device={args.device} -a precision={args.precision} "
-            f"'{ROOT / 'examples' / 'prefilter.vpy'}' - 2>/dev/null | "
-            f"'{ffmpeg}' -nostdin -loglevel error -i - -i '{ref}' -lavfi "
-            f"\"[0:v]{retime}[d];[1:v]{retime}[r];[d][r]{vmaf}\" -f null -")
+    render = [str(vspipe), "-c", "y4m", "-a", f"src={dist}", "-a", f"device={args.device}", "-a",
+              f"precision={args.precision}", str(ROOT / "examples" / "prefilter.vpy"), "-"]
+    score = [ffmpeg, "-nostdin", "-loglevel", "error", "-i", "-", "-i", str(ref), "-lavfi",
+             f"[0:v]{retime}[d];[1:v]{retime}[r];[d][r]{vmaf}", "-f", "null", "-"]
+    pipe = f"{shlex.join(render)} 2>/dev/null | {shlex.join(score)}"
 
     start = time.perf_counter()
     subprocess.run(raw, check=True)
@@ -73,7 +77,7 @@ def main() -> int:
     stock = time.perf_counter() - start
 
     start = time.perf_counter()
-    result = vsfilter.compare(ref, dist, device=args.device, precision=args.precision)
+    result = compare(ref, dist, device=args.device, precision=args.precision)
     ours = time.perf_counter() - start
     print(f"1920x1080, {result.frames} frames, vmaf_pre {result.model['backend']} {result.model['precision']}, "
           f"{cores} cores")

@@ -3,7 +3,8 @@
 Public API:
     vmaf_pre        -- run learned_filter_v1 (or any [N,1,H,W] ONNX) on a clip's luma
     source          -- open a video file as a frame-exact VapourSynth clip (PyAV)
-    compare         -- score dist and prefiltered dist against ref with libvmaf
+    compare         -- the compare package: compare.compare(ref, dist) scores dist and prefiltered dist
+                       against ref with libvmaf (CLI: python -m vsfilter.compare)
     ORT_CPU, ORT_CUDA, OpenVINO, Precision -- backend choices
     resolve_model, load_registry, model_dir -- the model registry
 """
@@ -14,7 +15,8 @@ from .backends import ORT_CPU, ORT_CUDA, BackendError, OpenVINO, Precision
 from .filter import vmaf_pre
 from .models import ModelError, ModelSpec, load_registry, model_dir, resolve_model
 from .pyav_source import source
-from .compare import CompareError, CompareResult, compare
+from . import compare
+from .compare import CompareError, CompareResult
 
 __all__ = [
     "vmaf_pre",
