@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import vsfilter  # noqa: E402
+import vsfilter  # noqa: E402,F401  (imports OpenVINO before vs.core)
 
 import numpy as np  # noqa: E402
 

@@ -138,3 +138,12 @@ def test_demo_runs_on_the_shipped_model(capsys):
     assert cli_main(["--demo", "--frames", "6"]) == 0
     out = capsys.readouterr().out
     assert "learned_filter_v1" in out and "VMAF" in out
+
+
+def test_gray_inputs_are_scored_as_yuv(filter_onnx, tmp_path):
+    ref = encode_clip(tmp_path / "gray_ref.mkv", "ffv1", frames=6, width=192, height=128, pix_fmt="gray")
+    dist = encode_clip(tmp_path / "gray_dist.mp4", "libx264", frames=6, width=192, height=128, pix_fmt="gray",
+                       options={"crf": "35"})
+    result = compare(ref, dist, model=str(filter_onnx), device="cpu")
+    assert result.frames == 6
+    assert 0 < result.pooled["distorted"]["vmaf"] < 100 and result.pooled["distorted"]["psnr_y"] > 20

@@ -152,10 +152,8 @@ class _Reader:
             self._lock = threading.RLock()
             self._cursors: list[_Cursor] = []
             self._cache: OrderedDict[int, tuple[list[np.ndarray], dict]] = OrderedDict()
-            self._cache_frames = 16
-            self.index: FrameIndex = FrameIndex(np.zeros(0, np.int64), np.zeros(0, np.int64),
-                                                np.zeros(0, np.int64), np.zeros(0, bool), (1, 1))
-            self.index = load_or_build_index(path, probe, stream, track, cache, self._verify_tail)
+            self._cache_frames = 8  # until the first frame tells the frame size
+            self.index: FrameIndex = load_or_build_index(path, probe, stream, track, cache, self._verify_tail)
         finally:
             probe.close()
         if len(self.index) == 0:
@@ -164,8 +162,7 @@ class _Reader:
         self._first_pts = int(self.index.pts[0])
         first = self._decoded(0)[0]
         self.height, self.width = first[0].shape
-        self._frame_bytes = sum(p.nbytes for p in first)
-        self._cache_frames = max(8, CACHE_BYTES // max(1, self._frame_bytes))
+        self._cache_frames = max(8, CACHE_BYTES // max(1, sum(p.nbytes for p in first)))
 
     # ------------------------------------------------------------------------------- the clip
 

@@ -12,7 +12,6 @@ import queue
 import threading
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -168,7 +167,6 @@ def _align(ref, dist, pre, scale: bool, notes: list[str]):
 
 def _gray_to_yuv(clip: vs.VideoNode) -> vs.VideoNode:
     fmt = clip.format
-    yuv = vs.core.query_video_format(vs.YUV, vs.INTEGER, fmt.bits_per_sample, 1, 1)
     w, h = clip.width, clip.height
     if w % 2 or h % 2:
         raise CompareError(f"a GRAY clip of odd size {w}x{h} cannot be scored as 4:2:0")
