@@ -142,3 +142,13 @@ def test_fetch_konvid_from_dir(tmp_path):
 def test_validate_shipped_registry():
     proc = step("validate_model_registry")
     assert "registry OK" in proc.stdout
+
+
+def test_training_is_deterministic(tiny_corpus, tmp_path):
+    args = ["--images", str(tiny_corpus), "--crop", "48", "--batch-size", "2", "--crops-per-image", "1",
+            "--num-blocks", "1", "--epochs-c3", "1", "--seed", "3", "--quiet"]
+    step("train_konvid", *args, "--output-c3", str(tmp_path / "a"))
+    step("train_konvid", *args, "--output-c3", str(tmp_path / "b"))
+    a = torch.load(tmp_path / "a" / "last.ckpt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "b" / "last.ckpt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)

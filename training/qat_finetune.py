@@ -26,7 +26,7 @@ from vsfilter.atomic import atomic_write_text
 from .cli import UsageError, run_main
 from .corpus import load_corpus, split
 from .degrade import degrade
-from .train_konvid import _crop_batch, _warmup_cosine, evaluate_full
+from .train_konvid import _warmup_cosine, evaluate_full, train_epoch
 
 
 def _fake_quant_modules():
@@ -132,22 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     steps = max(1, math.ceil(len(train_pairs) * args.crops_per_image / args.batch_size))
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _warmup_cosine(steps * args.epochs))
-    loss_fn = torch.nn.L1Loss()
     history = []
     for epoch in tqdm(range(args.epochs), desc="qat", unit="epoch", disable=args.quiet or None):
         if epoch == args.freeze_after:
             qat.freeze_observers()
         rng = np.random.default_rng([seed, 1000 + epoch])
-        losses = []
-        for _ in range(steps):
-            x, y = (torch.from_numpy(a) for a in _crop_batch(rng, train_pairs, args.crop, args.batch_size))
-            loss = loss_fn(qat(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
-        history.append({"epoch": epoch + 1, "train_l1_fake_quant": float(np.mean(losses))})
+        loss = train_epoch(qat, opt, sched, rng, train_pairs, args.crop, args.batch_size, steps)
+        history.append({"epoch": epoch + 1, "train_l1_fake_quant": loss})
     args.output.mkdir(parents=True, exist_ok=True)
     model.eval()
     tmp = args.output / "last.ckpt.tmp"

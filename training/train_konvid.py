@@ -27,7 +27,7 @@ from .cli import UsageError, run_main
 from .corpus import Sample, load_corpus, split
 from .degrade import BLUR_SIGMA, JPEG_QUALITY, degrade
 
-__all__ = ["main", "psnr", "evaluate_full"]
+__all__ = ["main", "psnr", "evaluate_full", "train_epoch"]
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -78,6 +78,24 @@ def evaluate_full(model, pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
             after.append(psnr(out, clean))
     return {"psnr_degraded_db": float(np.mean(before)), "psnr_filtered_db": float(np.mean(after)),
             "psnr_gain_db": float(np.mean(np.subtract(after, before))), "images": len(pairs)}
+
+
+def train_epoch(forward, opt, sched, rng: np.random.Generator, pairs, crop: int, batch: int, steps: int) -> float:
+    """``steps`` L1 steps on random crops (channels_last), stepping the scheduler; the mean loss."""
+    import torch
+
+    loss_fn = torch.nn.L1Loss()
+    losses = []
+    for _ in range(steps):
+        x, y = (torch.from_numpy(a).contiguous(memory_format=torch.channels_last)
+                for a in _crop_batch(rng, pairs, crop, batch))
+        loss = loss_fn(forward(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    return float(np.mean(losses))
 
 
 def _crop_batch(rng: np.random.Generator, pairs, crop: int, count: int):
@@ -213,24 +231,15 @@ def main(argv: list[str] | None = None) -> int:
     for epoch in bar:
         rng = np.random.default_rng([args.seed, epoch])  # resumable: an epoch's crops depend on its number
         model.train()
-        t0, losses = time.time(), []
-        for _ in range(steps_per_epoch):
-            x, y = _crop_batch(rng, train_pairs, args.crop, args.batch_size)
-            x = torch.from_numpy(x).contiguous(memory_format=torch.channels_last)
-            y = torch.from_numpy(y).contiguous(memory_format=torch.channels_last)
-            loss = loss_fn(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
+        t0 = time.time()
+        train_l1 = train_epoch(model, opt, sched, rng, train_pairs, args.crop, args.batch_size, steps_per_epoch)
         model.eval()
         with torch.inference_mode():
             val_l1 = float(loss_fn(model(val_x.contiguous(memory_format=torch.channels_last)), val_y))
             input_l1 = float(loss_fn(val_x, val_y))
-        history.append({"epoch": epoch + 1, "train_l1": float(np.mean(losses)), "val_l1": val_l1,
+        history.append({"epoch": epoch + 1, "train_l1": train_l1, "val_l1": val_l1,
                         "val_l1_degraded_input": input_l1, "seconds": round(time.time() - t0, 2)})
-        bar.set_postfix(train_l1=f"{np.mean(losses):.4f}", val_l1=f"{val_l1:.4f}")
+        bar.set_postfix(train_l1=f"{train_l1:.4f}", val_l1=f"{val_l1:.4f}")
         _save(torch, ckpt_path, model, opt, sched, args, epoch + 1, history)
         manifest["epochs"] = history
         atomic_write_text(manifest_path, json.dumps(manifest, indent=2))
