@@ -27,6 +27,7 @@ import vsfilter  # noqa: E402,F401  (imports OpenVINO before vs.core)
 import numpy as np  # noqa: E402
 
 from media import encode_pan  # noqa: E402
+from vsfilter.backends import openvino_runtime_library  # noqa: E402
 from vsfilter.cache import cache_dir  # noqa: E402
 from vsfilter.compare import compare  # noqa: E402
 
@@ -71,9 +72,14 @@ def main() -> int:
              f"[0:v]{retime}[d];[1:v]{retime}[r];[d][r]{vmaf}", "-f", "null", "-"]
     pipe = f"{shlex.join(render)} 2>/dev/null | {shlex.join(score)}"
 
+    # As examples/vmaf_pipeline.sh: vspipe needs the openvino runtime preloaded to use device=openvino
+    # next to vapoursynth-mlrt-ov (it loads plugins before the script runs).
+    env = dict(os.environ)
+    if openvino_runtime_library():
+        env["LD_PRELOAD"] = openvino_runtime_library()
     start = time.perf_counter()
     subprocess.run(raw, check=True)
-    subprocess.run(pipe, shell=True, check=True)
+    subprocess.run(pipe, shell=True, check=True, env=env)
     stock = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -12,6 +12,10 @@ py="${PYTHON:-$here/../.venv/bin/python}"
 bin="$(dirname "$py")"
 ref="$1"; dist="$2"; log="${3:-vmaf_prefiltered.json}"; model="${4:-learned_filter_v1}"
 ffmpeg="$("$py" -c 'import imageio_ffmpeg; print(imageio_ffmpeg.get_ffmpeg_exe())')"
+# vspipe loads plugins before the script: preload the openvino package's runtime so that
+# vapoursynth-mlrt-ov (if installed) shares it and vmaf_pre's OpenVINO backend stays usable.
+ov_lib="$("$py" -c 'from vsfilter.backends import openvino_runtime_library as f; print(f())' 2>/dev/null || true)"
+if [ -n "$ov_lib" ]; then export LD_PRELOAD="$ov_lib${LD_PRELOAD:+:$LD_PRELOAD}"; fi
 "$bin/vspipe" -c y4m -a "src=$dist" -a "model=$model" "$here/prefilter.vpy" - |
     "$ffmpeg" -nostdin -hide_banner -loglevel error -i - -i "$ref" \
         -lavfi "[0:v]settb=AVTB,setpts=N/FRAME_RATE/TB[d];[1:v]settb=AVTB,setpts=N/FRAME_RATE/TB[r];[d][r]libvmaf=model=version=vmaf_v0.6.1:log_fmt=json:log_path=$log:shortest=1" \

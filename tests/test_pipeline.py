@@ -36,3 +36,24 @@ def test_vspipe_info_works_without_hand_configuration():
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "Width: 480" in proc.stdout or "Width:" in proc.stdout
+
+
+def test_vspipe_openvino_next_to_vsmlrt_ov():
+    """vspipe loads plugins (vs-mlrt-ov's OpenVINO runtime) before the script: with the openvino
+    package's runtime preloaded, device='openvino' works; without, the error names the fix."""
+    import importlib.util
+
+    from vsfilter.backends import openvino_runtime_library
+
+    if importlib.util.find_spec("openvino") is None:
+        import pytest
+        pytest.skip("the openvino extra is not installed")
+    vspipe = Path(sys.executable).with_name("vspipe")
+    cmd = [str(vspipe), "-a", "device=openvino", "-a", "precision=int8", "--info",
+           str(ROOT / "examples" / "prefilter.vpy")]
+    env = dict(os.environ, LD_PRELOAD=openvino_runtime_library())
+    ok = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    plain = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if plain.returncode != 0:  # vapoursynth-mlrt-ov installed: its runtime came first
+        assert "LD_PRELOAD=" in plain.stderr and "vmaf_pre: device='openvino' cannot run" in plain.stderr

@@ -15,6 +15,7 @@ import queue
 import threading
 from dataclasses import dataclass
 from enum import Enum
+from pathlib import Path
 from typing import Callable, Protocol
 
 import numpy as np
@@ -32,6 +33,7 @@ __all__ = [
     "select_backend",
     "openvino_available",
     "cuda_available",
+    "openvino_runtime_library",
 ]
 
 
@@ -253,10 +255,21 @@ def _import_openvino() -> str | None:
         import openvino  # noqa: F401
     except ImportError as exc:
         if "mismatch" in str(exc):
-            return ("another OpenVINO runtime (vapoursynth-mlrt-ov's) was loaded before the openvino package; "
-                    "import vsfilter before first using vs.core")
+            return ("another OpenVINO runtime (vapoursynth-mlrt-ov's) was loaded before the openvino package: "
+                    "import vsfilter before first using vs.core, and under vspipe (which loads plugins before "
+                    f"the script) run it with LD_PRELOAD={openvino_runtime_library()}")
         return f"openvino failed to import: {str(exc).splitlines()[0]}"
     return None
+
+
+def openvino_runtime_library() -> str:
+    """Path of the openvino package's ``libopenvino.so``: preloading it (LD_PRELOAD) makes
+    vapoursynth-mlrt-ov share that runtime, so vsfilter's OpenVINO backend works under vspipe too."""
+    spec = importlib.util.find_spec("openvino")
+    if spec is None or not spec.submodule_search_locations:
+        return ""
+    libs = sorted((Path(next(iter(spec.submodule_search_locations))) / "libs").glob("libopenvino.so.*"))
+    return str(libs[0]) if libs else ""
 
 
 _OPENVINO_IMPORT_ERROR = _import_openvino()
