@@ -70,7 +70,7 @@ def main() -> int:
               f"precision={args.precision}", str(ROOT / "examples" / "prefilter.vpy"), "-"]
     score = [ffmpeg, "-nostdin", "-loglevel", "error", "-i", "-", "-i", str(ref), "-lavfi",
              f"[0:v]{retime}[d];[1:v]{retime}[r];[d][r]{vmaf}", "-f", "null", "-"]
-    pipe = f"{shlex.join(render)} 2>/dev/null | {shlex.join(score)}"
+    pipe = f"{shlex.join(render)} 2>{shlex.quote(str(log.with_suffix('.vspipe.log')))} | {shlex.join(score)}"
 
     # As examples/vmaf_pipeline.sh: vspipe needs the openvino runtime preloaded to use device=openvino
     # next to vapoursynth-mlrt-ov (it loads plugins before the script runs).
