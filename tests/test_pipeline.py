@@ -20,7 +20,7 @@ def test_vspipe_ffmpeg_libvmaf_pipeline(tmp_path, filter_onnx):
     log = tmp_path / "vmaf.json"
     env = dict(os.environ, PYTHON=sys.executable)
     proc = subprocess.run(["bash", str(ROOT / "examples" / "vmaf_pipeline.sh"), str(ref), str(dist), str(log),
-                           str(filter_onnx)], capture_output=True, text=True, env=env, timeout=600)
+                           str(filter_onnx)], capture_output=True, text=True, env=env, timeout=180)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(log.read_text())
     assert len(data["frames"]) == 20

@@ -312,17 +312,27 @@ class _OvRunner:
                     model = core.read_model(self._path)
                     model.reshape({self._input: list(shape)})
                     compiled = core.compile_model(model, "CPU", self._config)
-                    pool = self._pools[shape] = _Pool(compiled.create_infer_request, self._streams)
+                    warm = np.zeros(shape, np.float32)
+
+                    def make():
+                        # One inference per request here, under the lock: pyopenvino initialises
+                        # function-local statics on first use, and two VapourSynth threads doing that
+                        # at once deadlocked (one waits on the C++ init guard holding the GIL).
+                        request = compiled.create_infer_request()
+                        self._infer(request, warm)
+                        return request
+
+                    pool = self._pools[shape] = _Pool(make, self._streams)
         return pool
+
+    @staticmethod
+    def _infer(request, batch: np.ndarray) -> np.ndarray:
+        request.infer({0: batch}, share_inputs=True)
+        return request.get_output_tensor(0).data.copy()
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-
-        def infer(request) -> np.ndarray:
-            request.infer({0: batch}, share_inputs=True)
-            return request.get_output_tensor(0).data.copy()
-
-        return self._pool_for(batch.shape).run(infer)
+        return self._pool_for(batch.shape).run(lambda request: self._infer(request, batch))
 
 
 @dataclass(frozen=True)
