@@ -76,6 +76,27 @@ class _Pool:
             self._free.put(worker)
 
 
+class _ShapePools:
+    """Pools built on first use of each input shape (a session or a compiled model per shape).
+
+    ``build(shape)`` runs under a lock, once per shape, even when several threads ask at once.
+    """
+
+    def __init__(self, build: Callable[[tuple[int, ...]], _Pool]) -> None:
+        self._build = build
+        self._pools: dict[tuple[int, ...], _Pool] = {}
+        self._lock = threading.Lock()
+
+    def get(self, shape: tuple[int, ...]) -> _Pool:
+        pool = self._pools.get(shape)
+        if pool is None:
+            with self._lock:
+                pool = self._pools.get(shape)
+                if pool is None:
+                    pool = self._pools[shape] = self._build(shape)
+        return pool
+
+
 def _cpu_count() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -105,15 +126,14 @@ class _OrtRunner:
         import onnx
 
         self.backend, self.precision = backend, precision
-        self._path, self._providers, self._streams = path, providers, streams
+        self._path, self._providers = path, providers
         self._input, self._output = spec.input_name, spec.output_name
         self._intra = threads if threads > 0 else max(1, _cpu_count() // streams)
         proto = onnx.load(path, load_external_data=False)
         value = next(i for i in proto.graph.input if i.name == self._input)
         self._dim_names = [d.dim_param for d in value.type.tensor_type.shape.dim]
-        self._pools: dict[tuple[int, ...], _Pool] = {}
-        self._lock = threading.Lock()
-        self._pool_for(None)  # fail now, not at the first frame, when the provider cannot start
+        self._pools = _ShapePools(lambda shape: _Pool(lambda: self._make_session(shape), streams))
+        self._make_session(None)  # fail now, not at the first frame, when the provider cannot start
 
     def _make_session(self, shape: tuple[int, ...] | None):
         import onnxruntime as ort
@@ -134,19 +154,9 @@ class _OrtRunner:
             raise BackendError(f"ONNX Runtime could not start {wanted} (got {session.get_providers()})")
         return session
 
-    def _pool_for(self, shape: tuple[int, ...] | None) -> _Pool:
-        pool = self._pools.get(shape)
-        if pool is None:
-            with self._lock:
-                pool = self._pools.get(shape)
-                if pool is None:
-                    size = 1 if shape is None else self._streams
-                    pool = self._pools[shape] = _Pool(lambda: self._make_session(shape), size)
-        return pool
-
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         feed = {self._input: np.ascontiguousarray(batch, dtype=np.float32)}
-        return self._pool_for(batch.shape).run(lambda s: s.run([self._output], feed)[0])
+        return self._pools.get(batch.shape).run(lambda s: s.run([self._output], feed)[0])
 
 
 @dataclass(frozen=True)
@@ -299,31 +309,24 @@ class _OvRunner:
         self.backend, self.precision = backend, precision
         self._path, self._config, self._streams = path, config, streams
         self._input = spec.input_name
-        self._pools: dict[tuple[int, ...], _Pool] = {}
-        self._lock = threading.Lock()
+        self._pools = _ShapePools(self._compile)
 
-    def _pool_for(self, shape: tuple[int, ...]) -> _Pool:
-        pool = self._pools.get(shape)
-        if pool is None:
-            with self._lock:
-                pool = self._pools.get(shape)
-                if pool is None:
-                    core = _ov_core()
-                    model = core.read_model(self._path)
-                    model.reshape({self._input: list(shape)})
-                    compiled = core.compile_model(model, "CPU", self._config)
-                    warm = np.zeros(shape, np.float32)
+    def _compile(self, shape: tuple[int, ...]) -> _Pool:
+        core = _ov_core()
+        model = core.read_model(self._path)
+        model.reshape({self._input: list(shape)})
+        compiled = core.compile_model(model, "CPU", self._config)
+        warm = np.zeros(shape, np.float32)
 
-                    def make():
-                        # One inference per request here, under the lock: pyopenvino initialises
-                        # function-local statics on first use, and two VapourSynth threads doing that
-                        # at once deadlocked (one waits on the C++ init guard holding the GIL).
-                        request = compiled.create_infer_request()
-                        self._infer(request, warm)
-                        return request
+        def make():
+            # One inference per request here, under the pools' lock: pyopenvino initialises
+            # function-local statics on first use, and two VapourSynth threads doing that at once
+            # deadlocked (one waits on the C++ init guard holding the GIL).
+            request = compiled.create_infer_request()
+            self._infer(request, warm)
+            return request
 
-                    pool = self._pools[shape] = _Pool(make, self._streams)
-        return pool
+        return _Pool(make, self._streams)
 
     @staticmethod
     def _infer(request, batch: np.ndarray) -> np.ndarray:
@@ -332,7 +335,7 @@ class _OvRunner:
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        return self._pool_for(batch.shape).run(lambda request: self._infer(request, batch))
+        return self._pools.get(batch.shape).run(lambda request: self._infer(request, batch))
 
 
 @dataclass(frozen=True)

@@ -128,6 +128,11 @@ class _Cursor:
         self.container.close()
 
 
+def _pts_to_frame(index: FrameIndex) -> dict[int, int]:
+    """PTS -> frame number."""
+    return {int(p): n for n, p in enumerate(index.pts)}
+
+
 class _Reader:
     """Index, decoder cursors and a cache of decoded frames for one video track."""
 
@@ -158,7 +163,7 @@ class _Reader:
             probe.close()
         if len(self.index) == 0:
             raise SourceError(f"{path.name}: the video stream has no decodable frames")
-        self._pts_to_n = {int(p): n for n, p in enumerate(self.index.pts)}
+        self._pts_to_n = _pts_to_frame(self.index)
         self._first_pts = int(self.index.pts[0])
         first = self._decoded(0)[0]
         self.height, self.width = first[0].shape
@@ -343,17 +348,14 @@ class _Reader:
         """Decode the last GOP; frames in it that do not come out (a truncated file) leave the index."""
         if len(index) == 0:
             return index
-        self.index = index
-        self._pts_to_n = {int(p): n for n, p in enumerate(index.pts)}
-        self._first_pts = int(index.pts[0])
         last_seek = int(index.seek_pts[int(np.argmax(index.pts))])
         tail = index.pts >= last_seek
         # Start one keyframe earlier (seeks can be approximate), or from the top if that overshoots.
-        k = self._pts_to_n.get(last_seek, 0)
+        k = _pts_to_frame(index).get(last_seek, 0)
         start = int(index.seek_pts[max(0, k - 1)])
         cursor = _Cursor(self.path, self.track, self.threads)
         try:
-            cursor.seek(start, from_start=start < self._first_pts)
+            cursor.seek(start, from_start=start < int(index.pts[0]))
             seen = {f.pts for f in cursor.frames if f.pts is not None}
             if cursor.overshot:
                 cursor.seek(0, from_start=True)

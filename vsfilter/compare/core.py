@@ -22,7 +22,7 @@ from ..models import ModelError, resolve_model
 from ..pyav_source import source
 from .scoring import METRICS, Scores, VmafError, VmafScorer, check_vmaf_model, pix_fmt_for, vs_to_av
 
-__all__ = ["CompareError", "CompareResult", "compare", "pool"]
+__all__ = ["CompareError", "CompareResult", "compare"]
 
 STREAMS = ("distorted", "prefiltered")
 
@@ -227,13 +227,13 @@ def _score(ref, dist, pre, vmaf_model, subsample, threads, progress) -> dict[str
     return results
 
 
-def pool(values: list[float]) -> dict[str, float]:
-    """Mean, harmonic mean, minimum and 5th percentile of per-frame values."""
-    arr = np.asarray(values, dtype=np.float64)
-    positive = arr[arr > 0]
-    harmonic = float(len(positive) / np.sum(1.0 / positive)) if len(positive) == len(arr) else 0.0
-    return {"mean": float(arr.mean()), "harmonic_mean": harmonic, "min": float(arr.min()),
-            "p5": float(np.percentile(arr, 5))}
+def _pool(scores: Scores, metric: str) -> dict[str, float]:
+    """libvmaf's own mean and harmonic mean (what the ffmpeg CLI reports), plus the minimum and 5th
+    percentile of the per-frame values."""
+    values = np.asarray(scores.per_frame[metric], dtype=np.float64)
+    return {"mean": float(scores.pooled[metric]["mean"]),
+            "harmonic_mean": float(scores.pooled[metric]["harmonic_mean"]),
+            "min": float(values.min()), "p5": float(np.percentile(values, 5))}
 
 
 def _result(reference, distorted, model_info, vmaf_model, scores: dict[str, Scores], notes, warnings):
@@ -242,10 +242,7 @@ def _result(reference, distorted, model_info, vmaf_model, scores: dict[str, Scor
         for k in pooled:
             pooled[k][stream] = {}
         for metric in METRICS:
-            stats = pool(scores[stream].per_frame[metric])
-            # The mean and harmonic mean are libvmaf's own pooling (what the ffmpeg CLI reports).
-            stats["mean"] = float(scores[stream].pooled[metric]["mean"])
-            stats["harmonic_mean"] = float(scores[stream].pooled[metric]["harmonic_mean"])
+            stats = _pool(scores[stream], metric)
             for k in pooled:
                 pooled[k][stream][metric] = stats[k]
     delta = {m: pooled["mean"]["prefiltered"][m] - pooled["mean"]["distorted"][m] for m in METRICS}
