@@ -92,8 +92,7 @@ def vmaf_pre(
         out = f.copy()
         try:
             for p in planes:
-                result = _run_plane(runner, convert.to_float(np.asarray(f[p])), tiles, tile_batch)
-                np.copyto(np.asarray(out[p]), convert.from_float(result))
+                np.copyto(np.asarray(out[p]), _run_plane(runner, np.asarray(f[p]), convert, tiles, tile_batch))
         except Exception as exc:  # runtime failures become a frame error naming the frame
             raise vs.Error(f"vmaf_pre: frame {n}: {type(exc).__name__}: {exc}") from None
         out.props.update(props)
@@ -141,10 +140,12 @@ def _check_tiling(tilesize, overlap, spec: ModelSpec) -> tuple[tuple[int, int], 
     return tile, over
 
 
-def _run_plane(runner: Runner, plane: np.ndarray, tiles, tile_batch: int) -> np.ndarray:
+def _run_plane(runner: Runner, plane: np.ndarray, convert: "_SampleConverter", tiles, tile_batch: int) -> np.ndarray:
+    """One plane through the model, in its own sample format; tiled planes convert tile by tile."""
     if tiles is None:
-        return runner(plane[None, None])[0, 0]
-    return filter_tiled(plane, runner, tiles[0], tiles[1], tile_batch)
+        return convert.from_float(runner(convert.to_float(plane)[None, None])[0, 0])
+    return filter_tiled(plane, runner, tiles[0], tiles[1], tile_batch, convert.to_float, convert.from_float,
+                        convert.dtype)
 
 
 class _SampleConverter:

@@ -63,29 +63,41 @@ def plan_axis(length: int, tile: int, overlap: int) -> list[Span]:
     return spans
 
 
+def _same(x: np.ndarray) -> np.ndarray:
+    return x
+
+
 def filter_tiled(plane: np.ndarray, run: Callable[[np.ndarray], np.ndarray],
-                 tile: tuple[int, int], overlap: tuple[int, int], batch: int = 1) -> np.ndarray:
-    """Run ``run`` over ``plane`` (float32, H x W) tile by tile and return the stitched output.
+                 tile: tuple[int, int], overlap: tuple[int, int], batch: int = 1,
+                 to_model: Callable[[np.ndarray], np.ndarray] = _same,
+                 from_model: Callable[[np.ndarray], np.ndarray] = _same, out_dtype=np.float32) -> np.ndarray:
+    """Run ``run`` over ``plane`` (H x W) tile by tile and return the stitched output.
+
+    Samples are converted to and from the model's scale per tile, so no whole-frame float copy of
+    the plane exists: an 8K frame costs its integer input and output plus a few tiles.
 
     Args:
-        plane: the input plane.
+        plane: the input plane, in its own sample type.
         run: maps a float32 ``[N,1,h,w]`` batch to an output of the same shape.
         tile: ``(width, height)`` of a tile including context.
         overlap: ``(x, y)`` context on each inner side.
         batch: tiles of equal size sent to ``run`` together (more is faster, costs memory).
+        to_model: elementwise samples -> float32 model input (identity for float planes).
+        from_model: elementwise model output -> output samples.
+        out_dtype: the output's dtype.
     """
     height, width = plane.shape
     rows = plan_axis(height, tile[1], overlap[1])
     cols = plan_axis(width, tile[0], overlap[0])
-    out = np.empty_like(plane, dtype=np.float32)
+    out = np.empty(plane.shape, dtype=out_dtype)
     pending: list[tuple[Span, Span]] = []
 
     def flush() -> None:
         stack = np.stack([plane[r.start:r.start + r.size, c.start:c.start + c.size] for r, c in pending])
-        result = run(stack[:, None])
+        result = run(to_model(stack)[:, None])
         for (r, c), tile_out in zip(pending, result[:, 0]):
-            out[r.own0:r.own1, c.own0:c.own1] = tile_out[r.own0 - r.start:r.own1 - r.start,
-                                                         c.own0 - c.start:c.own1 - c.start]
+            out[r.own0:r.own1, c.own0:c.own1] = from_model(tile_out[r.own0 - r.start:r.own1 - r.start,
+                                                                    c.own0 - c.start:c.own1 - c.start])
         pending.clear()
 
     for r in rows:
