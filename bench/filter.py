@@ -7,6 +7,11 @@ Everything runs in one process on the same model and the same clip, so the print
 like with like. Peers (ort.Model, ov.Model) take float input, so their clip is the same YUV420P8 clip's
 luma turned to GRAYS with std.Expr (the step a user of those plugins needs); vmaf_pre takes the 8-bit
 clip as it is. A benchmark, not a test: it asserts nothing.
+
+With ``--device cuda`` the peer is PyTorch itself on the same weights: a plain inference loop in fp16
+(and fp32 with TF32 off), cuDNN, channels_last, the frame already on the GPU and never leaving it --
+the figure the GPU issue asks vmaf_pre to beat end to end, from a VapourSynth clip of 8-bit frames in
+host memory to filtered frames back in host memory.
 """
 
 from __future__ import annotations
@@ -42,9 +47,16 @@ def content_clip(width: int, height: int, frames: int) -> vs.VideoNode:
     return blank.std.ModifyFrame(blank, fill).std.Loop(frames)
 
 
+def cpu_name() -> str:
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown CPU"
+
+
 def fps_of(clip: vs.VideoNode, warmup: int = 2) -> float:
-    for n in range(min(warmup, clip.num_frames)):
-        clip.get_frame(n)
+    for _ in clip[:warmup].frames(close=True):  # in parallel: every stream/session gets built
+        pass
     start = time.perf_counter()
     for _ in clip[warmup:].frames(close=True):
         pass
@@ -67,6 +79,54 @@ def bare_ort_fps(model_path: str, width: int, height: int, frames: int) -> float
     return (frames - 2) / (time.perf_counter() - start)
 
 
+def torch_peer_fps(spec, width: int, height: int, frames: int, half: bool) -> float:
+    """PyTorch on the same weights: channels_last, cuDNN (benchmark), input resident on the GPU."""
+    import torch
+
+    from vsfilter.backends.torch_cuda import build_module
+
+    dtype = torch.float16 if half else torch.float32
+    module = build_module(spec.path, spec.input_name, spec.output_name).to("cuda", dtype)
+    x = torch.rand(1, 1, height, width, device="cuda", dtype=dtype).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), torch.backends.cudnn.flags(enabled=True, benchmark=True, deterministic=False,
+                                                            allow_tf32=False):
+        for _ in range(5):
+            module(x)
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(frames):
+            module(x)
+        torch.cuda.synchronize()
+    return frames / (time.perf_counter() - start)
+
+
+def cuda_rows(rows: dict, run, clip, spec, width: int, height: int, frames: int) -> None:
+    from vsfilter.backends import ORT_CUDA, TORCH_CUDA, cuda_available, torch_cuda_available
+
+    if torch_cuda_available():
+        rows["PyTorch fp16 (GPU-resident loop)"] = torch_peer_fps(spec, width, height, max(frames, 100), True)
+        rows["PyTorch fp32 (GPU-resident loop)"] = torch_peer_fps(spec, width, height, max(frames, 100), False)
+        for precision in ("fp32", "fp16"):
+            for streams in (2, 4):
+                run(f"vmaf_pre TORCH_CUDA {precision} streams={streams}",
+                    lambda: vsfilter.vmaf_pre(clip, model=spec, backend=TORCH_CUDA(num_streams=streams),
+                                              precision=precision))
+    if cuda_available():
+        for precision in ("fp32", "fp16"):
+            run(f"vmaf_pre ORT_CUDA {precision}",
+                lambda: vsfilter.vmaf_pre(clip, model=spec, backend=ORT_CUDA(num_streams=2), precision=precision))
+
+
+def print_cuda(rows: dict, width: int, height: int, frames: int) -> None:
+    import torch
+
+    peer = rows.get("PyTorch fp16 (GPU-resident loop)")
+    print(f"\n{width}x{height}, {frames} frames, {torch.cuda.get_device_name(0)}")
+    for label, fps in rows.items():
+        ratio = f"{fps / peer:5.2f}x PyTorch fp16 loop" if peer else ""
+        print(f"  {label:40s} {fps:8.2f} fps   {ratio}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", nargs="+", default=["1280x720", "1920x1080"])
@@ -77,7 +137,7 @@ def main() -> int:
     args = ap.parse_args()
     spec = vsfilter.resolve_model(args.model)
     path = str(spec.path)
-    print(f"model {spec.id} ({spec.sha256[:12]}), {len(os.sched_getaffinity(0))} CPU(s), "
+    print(f"model {spec.id} ({spec.sha256[:12]}), {len(os.sched_getaffinity(0))} CPU(s) ({cpu_name()}), "
           f"VapourSynth threads {core.num_threads}")
     for size in args.sizes:
         width, height = map(int, size.split("x"))
@@ -87,13 +147,14 @@ def main() -> int:
 
         def run(label: str, make) -> None:
             try:
-                rows[label] = fps_of(make())
+                rows[label] = fps_of(make(), warmup=2 if args.device == "cpu" else 24)
             except (vs.Error, AttributeError) as exc:
                 print(f"  {label}: skipped ({str(exc).strip().splitlines()[-1][:120]})")
 
         if args.device == "cuda":
-            run("vmaf_pre cuda fp32", lambda: vsfilter.vmaf_pre(clip, model=path, device="cuda"))
-            run("vmaf_pre cuda fp16", lambda: vsfilter.vmaf_pre(clip, model=path, device="cuda", precision="fp16"))
+            cuda_rows(rows, run, clip, spec, width, height, args.frames)
+            print_cuda(rows, width, height, args.frames)
+            continue
         else:
             run("ort.Model fp32 (vs-mlrt)", lambda: core.ort.Model(grays, network_path=path))
             for streams in (1, 2):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import vsfilter  # noqa: F401  (must come before vs.core)
@@ -11,8 +10,7 @@ import numpy as np
 import pytest
 import vapoursynth as vs
 
-sys.path.insert(0, str(Path(__file__).parent))
-from onnx_builder import build_filter_onnx  # noqa: E402
+from onnx_builder import build_filter_onnx
 
 ROOT = Path(__file__).resolve().parents[1]
 

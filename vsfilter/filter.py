@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import vapoursynth as vs
 
-from .backends import BackendError, Precision, Runner, select_backend
-from .models import ModelError, ModelSpec, resolve_model
+from .backends import ORT_CPU, Backend, OpenVINO, Runner
+from .backends.base import sample_converters
+from .errors import ModelError, VsfilterError
+from .models import ModelSpec
+from .plan import FilterPlan, plan_filter
 from .tiling import filter_tiled, normalize_pair
 
-__all__ = ["vmaf_pre"]
+__all__ = ["vmaf_pre", "AUTO_TILE_PIXELS", "AUTO_TILE_SIZE"]
 
 #: Frame props written on every output frame.
 PROP_MODEL = "VmafPreModel"
@@ -20,10 +23,17 @@ PROP_SHA = "VmafPreSha256"
 PROP_BACKEND = "VmafPreBackend"
 PROP_PRECISION = "VmafPrePrecision"
 
+#: On CPU backends, planes larger than this are tiled by default. The model keeps ~16 float32
+#: channels of a few live tensors per pixel (~250 B/px measured: 3840x2160 untiled peaked at 2.7-2.9 GB
+#: RSS), so 1080p planes (~0.5 GB) run whole and anything larger in tiles, which bounds the peak to
+#: ~0.3 GB per stream at the same speed and, with the default overlap, the same output bit for bit.
+AUTO_TILE_PIXELS = 1920 * 1088
+AUTO_TILE_SIZE = 1024
+
 
 def vmaf_pre(
     clip: vs.VideoNode,
-    model: str | os.PathLike = "learned_filter_v1",
+    model: str | os.PathLike | ModelSpec = "learned_filter_v1",
     device: str = "auto",
     threads: int = 0,
     chroma: bool = False,
@@ -32,6 +42,7 @@ def vmaf_pre(
     precision: str = "fp32",
     num_streams: int | None = None,
     tile_batch: int = 1,
+    backend: Backend | None = None,
 ) -> vs.VideoNode:
     """Filter the luma (and optionally chroma) of ``clip`` with a learned ONNX filter.
 
@@ -43,56 +54,53 @@ def vmaf_pre(
 
     Args:
         clip: GRAY or YUV clip, 8-16 bit integer or 16/32 bit float, constant format and size.
-        model: a registry id (``"learned_filter_v1"``) or a path to an ``.onnx`` file with one input
-            ``[N,1,H,W]`` and one output of the same shape.
+        model: a registry id (``"learned_filter_v1"``, ``"learned_filter_codec_v1"``), a path to an
+            ``.onnx`` file with one input ``[N,1,H,W]`` and one output of the same shape, or a
+            resolved ``ModelSpec``.
         device: ``"auto"`` (CUDA, then OpenVINO, then CPU, whichever is installed), ``"cpu"`` (ONNX
-            Runtime), ``"cuda"`` (onnxruntime-gpu) or ``"openvino"``.
+            Runtime), ``"cuda"`` (PyTorch, else onnxruntime-gpu) or ``"openvino"``; ignored when
+            ``backend`` is given.
         threads: intra-op threads per inference session; 0 = automatic.
         chroma: also filter each chroma plane (the model is a luma model: off by default).
-        tilesize: filter in tiles of this size, an int or ``[width, height]``, context included (as
-            vs-mlrt); None = whole planes. Tiling bounds memory on large frames.
+        tilesize: tile size, an int or ``[width, height]``, context included (as vs-mlrt); None =
+            automatic (CPU backends tile planes larger than 1920x1088 in 1024 px tiles, bit-identical);
+            0 = never tile.
         overlap: context pixels on each inner tile side, an int or ``[width, height]``; None = the
             model's receptive radius, which makes tiled output bit-identical to untiled output.
-        precision: ``"fp32"``, ``"fp16"`` (CUDA), ``"bf16"`` (OpenVINO on AMX/AVX-512 BF16 CPUs),
-            ``"int8"`` (the model's static INT8 sidecar) or ``"auto"`` (the backend's fastest accurate).
-        num_streams: inference sessions running frames concurrently; None = 1 (one session on all cores).
+        precision: ``"fp32"``, ``"tf32"``/``"fp16"`` (CUDA), ``"bf16"`` (OpenVINO on AMX/AVX-512 BF16
+            CPUs, or CUDA), ``"int8"`` (the model's static INT8 sidecar) or ``"auto"`` (the backend's
+            fastest accurate one).
+        num_streams: sessions / infer requests / CUDA streams running frames concurrently.
         tile_batch: tiles sent to the model per call when tiling.
+        backend: a backend dataclass (``ORT_CPU(...)``, ``ORT_CUDA(...)``, ``TORCH_CUDA(...)``,
+            ``OpenVINO(...)``) instead of ``device``/``threads``/``num_streams``.
 
     Returns:
         The filtered clip.
     """
     _check_clip(clip)
-    if not isinstance(threads, int) or threads < 0:
-        raise vs.Error(f"vmaf_pre: threads must be >= 0 (0 = automatic), got {threads!r}")
-    if num_streams is not None and (not isinstance(num_streams, int) or num_streams < 1):
-        raise vs.Error(f"vmaf_pre: num_streams must be >= 1, got {num_streams!r}")
-    if tile_batch < 1:
-        raise vs.Error(f"vmaf_pre: tile_batch must be >= 1, got {tile_batch!r}")
+    _check_options(threads, num_streams, tile_batch)
     try:
-        spec = resolve_model(model)
-        prec = Precision(precision)
-    except ModelError as exc:
-        raise vs.Error(f"vmaf_pre: {exc}") from None
-    except ValueError:
-        choices = ", ".join(p.value for p in Precision)
-        raise vs.Error(f"vmaf_pre: precision={precision!r} is not one of {choices}") from None
-    tiles = _check_tiling(tilesize, overlap, spec)
-    try:
-        runner = select_backend(device, threads, num_streams).create(spec, prec)
-    except BackendError as exc:
+        plan = plan_filter(model, device=device, backend=backend, precision=precision, threads=threads,
+                           num_streams=num_streams)
+        tiles = _tiling(tilesize, overlap, plan, clip)
+        runner = plan.create_runner()
+        _check_output_shape(plan.spec, runner)
+    except VsfilterError as exc:
         raise vs.Error(f"vmaf_pre: {exc}") from None
 
     fmt = clip.format
     planes = list(range(fmt.num_planes)) if chroma else [0]
-    convert = _SampleConverter(fmt)
-    props = {PROP_MODEL: spec.id, PROP_SHA: spec.sha256, PROP_BACKEND: runner.backend,
-             PROP_PRECISION: runner.precision.value}
+    peak = (1 << fmt.bits_per_sample) - 1 if fmt.sample_type == vs.INTEGER else None
+    info = plan.describe()
+    props = {PROP_MODEL: info["id"], PROP_SHA: info["sha256"], PROP_BACKEND: info["backend"],
+             PROP_PRECISION: info["precision"]}
 
     def filter_frame(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
         out = f.copy()
         try:
             for p in planes:
-                np.copyto(np.asarray(out[p]), _run_plane(runner, np.asarray(f[p]), convert, tiles, tile_batch))
+                np.copyto(np.asarray(out[p]), _run_plane(runner, np.asarray(f[p]), peak, tiles, tile_batch))
         except Exception as exc:  # runtime failures become a frame error naming the frame
             raise vs.Error(f"vmaf_pre: frame {n}: {type(exc).__name__}: {exc}") from None
         out.props.update(props)
@@ -101,6 +109,9 @@ def vmaf_pre(
     # A bare ModifyFrame runs one frame at a time; a fresh ModifyFrame per frame under FrameEval lets
     # VapourSynth's worker threads run frames concurrently (the runner's pool serves them).
     return clip.std.FrameEval(lambda n: clip.std.ModifyFrame(clip, filter_frame))
+
+
+# ----------------------------------------------------------------------------------------- checks
 
 
 def _check_clip(clip: object) -> None:
@@ -120,52 +131,67 @@ def _check_clip(clip: object) -> None:
         raise vs.Error(f"vmaf_pre: {fmt.name} has {fmt.bits_per_sample}-bit samples; 8-16 bit integer or float is needed")
 
 
-def _check_tiling(tilesize, overlap, spec: ModelSpec) -> tuple[tuple[int, int], tuple[int, int]] | None:
+def _check_options(threads: object, num_streams: object, tile_batch: object) -> None:
+    if not isinstance(threads, int) or threads < 0:
+        raise vs.Error(f"vmaf_pre: threads must be >= 0 (0 = automatic), got {threads!r}")
+    if num_streams is not None and (not isinstance(num_streams, int) or num_streams < 1):
+        raise vs.Error(f"vmaf_pre: num_streams must be >= 1, got {num_streams!r}")
+    if not isinstance(tile_batch, int) or tile_batch < 1:
+        raise vs.Error(f"vmaf_pre: tile_batch must be >= 1, got {tile_batch!r}")
+
+
+Tiles = tuple[tuple[int, int], tuple[int, int]]
+
+
+def _tiling(tilesize, overlap, plan: FilterPlan, clip: vs.VideoNode) -> Tiles | None:
+    """(tile, overlap) in pixels, or None for whole planes; see ``tilesize`` in :func:`vmaf_pre`."""
     try:
         tile = normalize_pair(tilesize, "tilesize")
         over = normalize_pair(overlap, "overlap")
     except ValueError as exc:
-        raise vs.Error(f"vmaf_pre: {exc}") from None
+        raise ModelError(str(exc)) from None
+    spec = plan.spec
     if over is None:
         over = (spec.receptive_radius, spec.receptive_radius)
     if min(over) < 0:
-        raise vs.Error(f"vmaf_pre: overlap must be >= 0, got {overlap!r}")
-    if tile is None:
+        raise ModelError(f"overlap must be >= 0, got {overlap!r}")
+    if tile == (0, 0):
         return None
+    if tile is None:
+        auto = isinstance(plan.backend, (ORT_CPU, OpenVINO)) and spec.nonlocal_op is None
+        if not auto or clip.width * clip.height <= AUTO_TILE_PIXELS:
+            return None
+        tile = (AUTO_TILE_SIZE, AUTO_TILE_SIZE)
+    if spec.nonlocal_op is not None:
+        raise ModelError(f"{spec.id} cannot be tiled: its {spec.nonlocal_op} makes each output pixel depend on "
+                         "more than a bounded window; leave tilesize unset (or 0)")
     if tile[0] <= 2 * over[0] or tile[1] <= 2 * over[1]:
-        raise vs.Error(
-            f"vmaf_pre: tilesize {list(tile)} must be larger than 2*overlap {[2 * o for o in over]} on each "
-            "axis; raise tilesize or lower overlap"
-        )
+        raise ModelError(f"tilesize {list(tile)} must be larger than 2*overlap {[2 * o for o in over]} on each "
+                         "axis; raise tilesize or lower overlap")
     return tile, over
 
 
-def _run_plane(runner: Runner, plane: np.ndarray, convert: "_SampleConverter", tiles, tile_batch: int) -> np.ndarray:
+def _check_output_shape(spec: ModelSpec, runner: Runner) -> None:
+    """One tiny probe inference when the graph does not state that output size = input size."""
+    if spec.same_shape:
+        return
+    side = max(16, 2 * spec.receptive_radius + 5)
+    try:
+        out = runner(np.zeros((1, 1, side, side + 3), np.float32))
+    except Exception as exc:  # the runtime's own message, on one line
+        raise ModelError(f"{spec.id} fails on a {side + 3}x{side} probe frame: "
+                         f"{str(exc).strip().splitlines()[0][:200]}") from None
+    if tuple(out.shape) != (1, 1, side, side + 3):
+        raise ModelError(f"{spec.id} turns a {side + 3}x{side} frame into {list(out.shape)}; vmaf_pre needs a "
+                         "model whose output has its input's shape [N,1,H,W]")
+
+
+# ----------------------------------------------------------------------------------------- frames
+
+
+def _run_plane(runner: Runner, plane: np.ndarray, peak: int | None, tiles: Tiles | None, tile_batch: int) -> np.ndarray:
     """One plane through the model, in its own sample format; tiled planes convert tile by tile."""
     if tiles is None:
-        return convert.from_float(runner(convert.to_float(plane)[None, None])[0, 0])
-    return filter_tiled(plane, runner, tiles[0], tiles[1], tile_batch, convert.to_float, convert.from_float,
-                        convert.dtype)
-
-
-class _SampleConverter:
-    """Samples <-> the model's float32 [0, 1] scale, as the reference filter: divide by the peak code."""
-
-    def __init__(self, fmt: vs.VideoFormat) -> None:
-        self.integer = fmt.sample_type == vs.INTEGER
-        self.peak = np.float32((1 << fmt.bits_per_sample) - 1) if self.integer else None
-        self.dtype = np.dtype(f"uint{fmt.bytes_per_sample * 8}") if self.integer else np.dtype(
-            f"float{fmt.bytes_per_sample * 8}")
-
-    def to_float(self, plane: np.ndarray) -> np.ndarray:
-        if self.integer:
-            return np.divide(plane, self.peak, dtype=np.float32)
-        return plane.astype(np.float32, copy=False)
-
-    def from_float(self, plane: np.ndarray) -> np.ndarray:
-        if not self.integer:
-            return plane.astype(self.dtype, copy=False)
-        scaled = np.multiply(plane, self.peak, dtype=np.float32)
-        np.rint(scaled, out=scaled)
-        np.clip(scaled, 0, self.peak, out=scaled)
-        return scaled.astype(self.dtype)
+        return runner.filter_plane(plane, peak)
+    to_float, from_float = sample_converters(plane.dtype, peak)
+    return filter_tiled(plane, runner, tiles[0], tiles[1], tile_batch, to_float, from_float, plane.dtype)

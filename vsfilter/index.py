@@ -18,6 +18,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from .atomic import atomic_open
 from .cache import cache_dir
 
 __all__ = ["FrameIndex", "build_index", "load_or_build_index", "INDEX_VERSION"]
@@ -49,22 +50,30 @@ class FrameIndex:
         return len(self.pts)
 
     def save(self, path: Path, meta: dict) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, pts=self.pts, duration=self.duration, seek_pts=self.seek_pts, keyframe=self.keyframe,
-                 meta=np.array(json.dumps(meta | {"time_base": self.time_base, "tail_checked": self.tail_checked})))
-        os.replace(tmp, path)
+        """Write the index atomically (a reader never sees half of it)."""
+        with atomic_open(path, "wb") as fh:
+            np.savez(fh, pts=self.pts, duration=self.duration, seek_pts=self.seek_pts, keyframe=self.keyframe,
+                     meta=np.array(json.dumps(meta | {"time_base": self.time_base,
+                                                      "tail_checked": self.tail_checked})))
 
     @classmethod
     def load(cls, path: Path, meta: dict) -> "FrameIndex | None":
+        """The index stored at ``path`` if it is intact and was built for ``meta``, else None (rebuild).
+
+        A damaged entry (empty, truncated, not an npz, wrong arrays) is never fatal: the caller rebuilds
+        the index from the video and overwrites the entry atomically.
+        """
         try:
-            with np.load(path) as data:
+            with np.load(path, allow_pickle=False) as data:
                 stored = json.loads(str(data["meta"]))
                 if {k: stored.get(k) for k in meta} != meta:
                     return None
-                return cls(data["pts"], data["duration"], data["seek_pts"], data["keyframe"],
-                           tuple(stored["time_base"]), stored["tail_checked"])
-        except (OSError, ValueError, KeyError):
+                index = cls(data["pts"], data["duration"], data["seek_pts"], data["keyframe"],
+                            tuple(stored["time_base"]), bool(stored["tail_checked"]))
+        except Exception:  # BadZipFile, EOFError, ValueError, KeyError, OSError, ...: a cache miss
             return None
+        sizes = {len(index.pts), len(index.duration), len(index.seek_pts), len(index.keyframe)}
+        return index if len(sizes) == 1 else None
 
 
 def build_index(container: av.container.InputContainer, stream: av.video.stream.VideoStream,

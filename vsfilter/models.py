@@ -7,6 +7,7 @@ models, checked against their sha256 on load) or by a path to any ``.onnx`` file
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import onnx
+
+from .errors import ModelError
 
 __all__ = [
     "ModelError",
@@ -30,10 +33,6 @@ __all__ = [
 MODEL_DIR_ENV = "VSFILTER_MODEL_DIR"
 
 
-class ModelError(ValueError):
-    """A model could not be found, verified or used; the message says which and why."""
-
-
 @dataclass(frozen=True)
 class ModelSpec:
     """A verified model, ready to hand to a backend.
@@ -47,6 +46,12 @@ class ModelSpec:
         receptive_radius: pixels of context each output pixel depends on, on each side.
         int8_path: the static INT8 (QDQ) sidecar, when the registry lists one.
         int8_sha256: hex digest of ``int8_path``.
+        nonlocal_op: the first op whose output pixel depends on more than a bounded window (e.g.
+            ``GlobalAveragePool``, ``Resize``): such a model cannot be tiled. None for local models.
+        same_shape: the graph states that the output has the input's height and width (else a probe
+            inference checks it when the filter is built).
+        int8_error: why the registered INT8 sidecar cannot be used (missing, damaged), else None; it
+            only matters when INT8 is asked for.
     """
 
     id: str
@@ -57,6 +62,9 @@ class ModelSpec:
     receptive_radius: int
     int8_path: Path | None = None
     int8_sha256: str | None = None
+    nonlocal_op: str | None = None
+    same_shape: bool = True
+    int8_error: str | None = None
 
 
 def model_dir() -> Path:
@@ -77,6 +85,10 @@ def model_dir() -> Path:
 
 def load_registry(directory: Path | None = None) -> dict:
     """Read ``registry.json`` from ``directory`` (default: :func:`model_dir`)."""
+    env = os.environ.get(MODEL_DIR_ENV)
+    if directory is None and env and not Path(env).is_dir():
+        raise ModelError(f"{MODEL_DIR_ENV}={env} is not a folder; point it at a folder holding registry.json, "
+                         "or unset it to use the shipped models")
     path = (directory or model_dir()) / "registry.json"
     try:
         return json.loads(path.read_text())
@@ -95,23 +107,46 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def receptive_radius(graph: onnx.GraphProto) -> int:
-    """Context radius in pixels of a fully convolutional graph: the sum of each Conv's half-extent.
+#: Ops whose output pixel depends only on the same pixel of their inputs.
+POINTWISE_OPS = frozenset({
+    "Relu", "LeakyRelu", "PRelu", "Elu", "Selu", "Sigmoid", "HardSigmoid", "HardSwish", "Tanh", "Softplus", "Clip",
+    "Add", "Sub", "Mul", "Div", "Pow", "Sqrt", "Exp", "Log", "Abs", "Neg", "Max", "Min", "Round", "Floor", "Ceil",
+    "Identity", "Cast", "QuantizeLinear", "DequantizeLinear", "Sign", "Erf", "Gelu", "Mish", "Where", "Equal",
+    "Less", "Greater", "Not", "And", "Or", "Reciprocal", "BatchNormalization", "Dropout"})
+#: Ops with a bounded window (``kernel_shape`` x ``dilations``, stride 1).
+WINDOW_OPS = frozenset({"Conv", "ConvInteger", "QLinearConv", "MaxPool", "AveragePool"})
 
-    Exact for a chain of convolutions with skips (every conv lies on the longest path), an upper
-    bound otherwise, which is the safe side for choosing a tile overlap.
+
+def receptive_radius(graph: onnx.GraphProto) -> tuple[int, str | None]:
+    """(context radius in pixels, first non-local op or None) of an image-to-image graph.
+
+    The radius is the longest path of windowed ops' half-extents from the input to any tensor (each
+    Conv 3x3 adds 1). Ops whose footprint is unknown or unbounded (global pooling, reductions,
+    resizing, reshapes, strided windows) are reported instead: such a model cannot be tiled exactly.
     """
-    radius = 0
+    inits = {i.name for i in graph.initializer}
+    radius: dict[str, int] = {i.name: 0 for i in graph.input if i.name not in inits}
+    nonlocal_op = None
     for node in graph.node:
-        if node.op_type != "Conv":
-            continue
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        kernel = attrs.get("kernel_shape")
-        if kernel is None:
-            kernel = _initializer_shape(graph, node.input[1])[2:]
-        dilation = attrs.get("dilations", [1] * len(kernel))
-        radius += max((k - 1) // 2 * d for k, d in zip(kernel, dilation))
-    return radius
+        ins = [radius.get(n, 0) for n in node.input if n and n not in inits]
+        here = max(ins, default=0)
+        if node.op_type in WINDOW_OPS:
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+            kernel = attrs.get("kernel_shape")
+            if kernel is None and node.op_type in ("Conv", "ConvInteger"):
+                kernel = _initializer_shape(graph, node.input[1])[2:]
+            strides = attrs.get("strides", [1] * len(kernel or []))
+            if kernel is None or any(s != 1 for s in strides):
+                nonlocal_op = nonlocal_op or f"{node.op_type} (strided or of unknown size)"
+            else:
+                dilation = attrs.get("dilations", [1] * len(kernel))
+                here += max((k - 1) // 2 * d for k, d in zip(kernel, dilation))
+        elif node.op_type not in POINTWISE_OPS:
+            nonlocal_op = nonlocal_op or node.op_type
+        for out in node.output:
+            radius[out] = here
+    outputs = [radius.get(o.name, 0) for o in graph.output]
+    return max(outputs, default=0), nonlocal_op
 
 
 def resolve_model(model: str | os.PathLike, *, verify: bool = True) -> ModelSpec:
@@ -131,6 +166,8 @@ def resolve_model(model: str | os.PathLike, *, verify: bool = True) -> ModelSpec
     if text in entries:
         return _spec_from_registry(entries[text], model_dir(), verify)
     path = Path(text)
+    if path.is_dir():
+        raise ModelError(f"model {text!r} is a folder; pass an .onnx file or a registry id")
     if path.suffix.lower() != ".onnx" and not path.exists():
         known = ", ".join(sorted(entries)) or "none (the registry is empty)"
         raise ModelError(f"unknown model id {text!r}; known ids: {known}; or pass a path to an .onnx file")
@@ -149,17 +186,21 @@ def _spec_from_registry(entry: dict, directory: Path, verify: bool) -> ModelSpec
             f"registry model {entry['id']!r}: sha256 of {path.name} is {sha[:12]}..., the registry says "
             f"{entry['sha256'][:12]}...; the file is corrupt or was replaced (reinstall, or pass the path)"
         )
-    int8_path = int8_sha = None
+    int8_path = int8_sha = int8_error = None
     if entry.get("int8_onnx"):
         int8_path = directory / entry["int8_onnx"]
         int8_sha = entry.get("int8_sha256")
-        if verify and int8_path.is_file() and sha256_file(int8_path) != int8_sha:
-            raise ModelError(f"registry model {entry['id']!r}: sha256 of {int8_path.name} does not match the registry")
-    return _spec_from_file(path, model_id=entry["id"], sha=sha, int8_path=int8_path, int8_sha=int8_sha)
+        if not int8_path.is_file():
+            int8_error = f"registry model {entry['id']!r}: its INT8 sidecar {int8_path.name} is missing (reinstall vsfilter)"
+        elif verify and sha256_file(int8_path) != int8_sha:
+            int8_error = (f"registry model {entry['id']!r}: sha256 of its INT8 sidecar {int8_path.name} does not match "
+                          "the registry; the file is corrupt or was replaced (reinstall vsfilter, or use fp32/bf16)")
+    spec = _spec_from_file(path, model_id=entry["id"], sha=sha, int8_path=int8_path, int8_sha=int8_sha)
+    return dataclasses.replace(spec, int8_error=int8_error) if int8_error else spec
 
 
 @functools.lru_cache(maxsize=32)
-def _graph_facts(path: Path, mtime_ns: int) -> tuple[str, str, int]:
+def _graph_facts(path: Path, mtime_ns: int) -> tuple[str, str, int, str | None, bool]:
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, OSError, ...
@@ -187,13 +228,24 @@ def _graph_facts(path: Path, mtime_ns: int) -> tuple[str, str, int]:
                 f"{path.name}: output {_shape_text(out_dims)} differs from input {_shape_text(in_dims)}; "
                 "vmaf_pre needs an output of the input's shape"
             )
-    return inputs[0].name, graph.output[0].name, receptive_radius(graph)
+    radius, nonlocal_op = receptive_radius(graph)
+    same = all(_same_dim(a, b) for a, b in zip(_dim_names(inputs[0])[2:], _dim_names(graph.output[0])[2:]))
+    return inputs[0].name, graph.output[0].name, radius, nonlocal_op, same
+
+
+def _dim_names(value: onnx.ValueInfoProto) -> list[str | int | None]:
+    dims = value.type.tensor_type.shape.dim
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in dims]
+
+
+def _same_dim(a: str | int | None, b: str | int | None) -> bool:
+    return a is not None and a == b
 
 
 def _spec_from_file(path: Path, *, model_id: str, sha: str, int8_path: Path | None = None,
                     int8_sha: str | None = None) -> ModelSpec:
-    input_name, output_name, radius = _graph_facts(path.resolve(), path.stat().st_mtime_ns)
-    return ModelSpec(model_id, path, sha, input_name, output_name, radius, int8_path, int8_sha)
+    input_name, output_name, radius, nonlocal_op, same = _graph_facts(path.resolve(), path.stat().st_mtime_ns)
+    return ModelSpec(model_id, path, sha, input_name, output_name, radius, int8_path, int8_sha, nonlocal_op, same)
 
 
 def _dims(value: onnx.ValueInfoProto) -> list[int | None]:

@@ -17,6 +17,7 @@ import av
 import numpy as np
 import vapoursynth as vs
 
+from .errors import SourceError
 from .index import FrameIndex, load_or_build_index
 from .planes import PlaneLayout, frame_planes, layout_of
 
@@ -30,10 +31,6 @@ CACHE_BYTES = 96 << 20
 MAX_CURSORS = 4
 #: AVPictureType -> VapourSynth's _PictType.
 PICT_TYPES = {1: "I", 2: "P", 3: "B", 4: "S", 5: "i", 6: "p", 7: "b"}
-
-
-class SourceError(Exception):
-    """Opening or decoding failed; raised to VapourSynth as ``vs.Error('source: ...')``."""
 
 
 def source(path: str | os.PathLike, track: int = 0, threads: int = 0, fpsnum: int | None = None,

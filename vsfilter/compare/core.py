@@ -17,18 +17,15 @@ from typing import Callable
 import numpy as np
 import vapoursynth as vs
 
+from ..errors import CompareError, ModelError, VmafError
 from ..filter import vmaf_pre
-from ..models import ModelError, resolve_model
+from ..models import resolve_model
 from ..pyav_source import source
-from .scoring import METRICS, Scores, VmafError, VmafScorer, check_vmaf_model, pix_fmt_for, vs_to_av
+from .scoring import METRICS, Scores, VmafScorer, check_vmaf_model, pix_fmt_for, vs_to_av
 
 __all__ = ["CompareError", "CompareResult", "compare"]
 
 STREAMS = ("distorted", "prefiltered")
-
-
-class CompareError(ValueError):
-    """The inputs cannot be compared as asked; the message says why and what to do."""
 
 
 @dataclass

@@ -20,6 +20,8 @@ import av.filter
 import numpy as np
 import vapoursynth as vs
 
+from ..errors import VmafError
+
 __all__ = ["BUILTIN_VMAF_MODELS", "METRICS", "VmafError", "VmafScorer", "pix_fmt_for", "vs_to_av",
            "check_vmaf_model"]
 
@@ -27,10 +29,6 @@ __all__ = ["BUILTIN_VMAF_MODELS", "METRICS", "VmafError", "VmafScorer", "pix_fmt
 BUILTIN_VMAF_MODELS = ("vmaf_v0.6.1", "vmaf_v0.6.1neg", "vmaf_4k_v0.6.1", "vmaf_b_v0.6.3")
 #: Our metric name -> libvmaf's per-frame key.
 METRICS = {"vmaf": "vmaf", "vmaf_neg": "vmaf_neg", "psnr_y": "psnr_y", "ssim": "float_ssim"}
-
-
-class VmafError(ValueError):
-    """libvmaf cannot score this input (unknown model, unsupported format)."""
 
 
 def pix_fmt_for(fmt: vs.VideoFormat) -> str:
