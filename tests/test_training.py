@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="the train extra (torch) is needed; .ci/setup installs it")
@@ -47,7 +48,9 @@ def test_five_steps_end_to_end(tiny_corpus, tmp_path):
     assert len(manifest["data"]["train"]) + len(manifest["data"]["val"]) == 5
     assert [s["reason"] for s in manifest["data"]["skipped"]][0].startswith("UnidentifiedImageError")
     assert all(len(f["sha256"]) == 64 for f in manifest["data"]["train"])
-    assert manifest["degradation"] == {"gaussian_blur_sigma": 1.2, "jpeg_quality": 35, "library": "Pillow"}
+    assert manifest["degradation"] == {"kind": "card", "gaussian_blur_sigma": 1.2, "jpeg_quality": 35,
+                                       "library": "Pillow", "flips_rotations": 8, "applied_to": "whole images"}
+    assert manifest["determinism"].startswith("deterministic")
 
     step("export_tiny_models", "--c3-ckpt", str(run / "last.ckpt"), "--output-dir", str(models))
     sidecar = json.loads((models / "learned_filter_v1.json").read_text())
@@ -62,8 +65,7 @@ def test_five_steps_end_to_end(tiny_corpus, tmp_path):
     step("ptq_dynamic", "--model", str(models / "learned_filter_v1.onnx"), "--output",
          str(tmp_path / "dyn.onnx"), "--record", str(models / "learned_filter_v1.json"))
     step("qat_finetune", "--c3-ckpt", str(run / "last.ckpt"), "--images", str(tiny_corpus), "--output",
-         str(tmp_path / "qat"), "--epochs", "2", "--freeze-after", "1", "--crop", "64", "--batch-size", "4",
-         "--crops-per-image", "1", "--quiet")
+         str(tmp_path / "qat"), "--steps", "4", "--crop", "64", "--batch-size", "4", "--quiet")
     step("ptq_static", "--model", str(models / "learned_filter_v1.onnx"), "--output",
          str(models / "learned_filter_v1.int8.onnx"), "--images", str(tiny_corpus), "--count", "8", "--crop", "64",
          "--qat-ckpt", str(tmp_path / "qat" / "last.ckpt"), "--register")
@@ -112,7 +114,7 @@ def test_bad_input(tiny_corpus, tmp_path):
     other = tmp_path / "other.ckpt"
     torch.save({"model": torch.nn.Linear(3, 3).state_dict(), "arch": {"num_blocks": 4, "channels": 16}}, other)
     err = step("export_tiny_models", "--c3-ckpt", str(other), "--output-dir", str(tmp_path / "m"), expect=2)
-    assert "not a learned_filter_v1 checkpoint" in err.stderr
+    assert "is not a learned_filter checkpoint" in err.stderr
     # an existing export is kept without --force
     (tmp_path / "m").mkdir(exist_ok=True)
     (tmp_path / "m" / "learned_filter_v1.onnx").write_bytes(b"mine")
@@ -149,6 +151,137 @@ def test_training_is_deterministic(tiny_corpus, tmp_path):
             "--num-blocks", "1", "--epochs-c3", "1", "--seed", "3", "--quiet"]
     step("train_konvid", *args, "--output-c3", str(tmp_path / "a"))
     step("train_konvid", *args, "--output-c3", str(tmp_path / "b"))
-    a = torch.load(tmp_path / "a" / "last.ckpt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "b" / "last.ckpt", weights_only=False)["model"]
+    a = torch.load(tmp_path / "a" / "last.ckpt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "b" / "last.ckpt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _bad_checkpoints(tmp_path: Path) -> dict[str, Path]:
+    """A text file, a bare state_dict, and a checkpoint of the right architecture with wrong shapes."""
+    from training.model import LearnedFilter
+
+    text = tmp_path / "text.ckpt"
+    text.write_text("not a checkpoint\n")
+    bare = tmp_path / "bare.ckpt"
+    torch.save(LearnedFilter(2, 16).state_dict(), bare)
+    shapes = tmp_path / "shapes.ckpt"
+    torch.save({"model": LearnedFilter(2, 8).state_dict(), "arch": {"num_blocks": 2, "channels": 16}}, shapes)
+    return {"text": text, "bare": bare, "shapes": shapes}
+
+
+def test_every_step_refuses_a_bad_checkpoint_in_one_line(tiny_corpus, tmp_path, filter_onnx):
+    bad = _bad_checkpoints(tmp_path)
+    for kind, ckpt in bad.items():
+        calls = [("export_tiny_models", "--c3-ckpt", str(ckpt), "--output-dir", str(tmp_path / f"m_{kind}")),
+                 ("qat_finetune", "--c3-ckpt", str(ckpt), "--images", str(tiny_corpus), "--output",
+                  str(tmp_path / f"q_{kind}"), "--steps", "1", "--crop", "48"),
+                 ("ptq_static", "--model", str(filter_onnx), "--output", str(tmp_path / f"{kind}.int8.onnx"),
+                  "--images", str(tiny_corpus), "--qat-ckpt", str(ckpt))]
+        for module, *args in calls:
+            err = step(module, *args, expect=2)
+            assert "is not a learned_filter checkpoint" in err.stderr, (module, kind, err.stderr)
+        run = tmp_path / f"r_{kind}"
+        run.mkdir()
+        (run / "last.ckpt").write_bytes(ckpt.read_bytes())
+        err = step("train_konvid", "--images", str(tiny_corpus), "--output-c3", str(run), "--resume", "--crop", "48",
+                   expect=2)
+        assert "is not a learned_filter checkpoint" in err.stderr
+    assert not list(tmp_path.glob("*.int8.onnx")), "nothing is written for a bad checkpoint"
+
+
+def test_onnx_steps_refuse_bad_models_and_outputs(tiny_corpus, tmp_path, filter_onnx):
+    junk = tmp_path / "junk.onnx"
+    junk.write_text("not onnx")
+    assert "is not an ONNX model" in step("ptq_dynamic", "--model", str(junk), "--output", str(tmp_path / "o.onnx"),
+                                          expect=2).stderr
+    assert "is not an ONNX model" in step("ptq_static", "--model", str(junk), "--output", str(tmp_path / "o.onnx"),
+                                          "--images", str(tiny_corpus), expect=2).stderr
+    assert "is not an ONNX model" in step("measure_quant_drop", "--fp32", str(filter_onnx), "--int8", str(junk),
+                                          "--images", str(tiny_corpus), expect=2).stderr
+    missing = tmp_path / "no" / "such" / "o.onnx"
+    for module in ("ptq_dynamic", "ptq_static"):
+        err = step(module, "--model", str(filter_onnx), "--output", str(missing), "--images", str(tiny_corpus),
+                   expect=2) if module == "ptq_static" else step(module, "--model", str(filter_onnx), "--output",
+                                                                 str(missing), expect=2)
+        assert "does not exist" in err.stderr and str(missing.parent) in err.stderr
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    assert "is a file" in step("fetch_konvid_1k", "--output", str(a_file), expect=2).stderr
+    assert "is a file" in step("offline_corpus", "--output", str(a_file), "--no-debian", expect=2).stderr
+    err = step("fetch_konvid_1k", "--output", str(tmp_path / "kv"), "--from-dir", str(tmp_path / "nowhere"), expect=2)
+    assert "--from-dir" in err.stderr and "does not exist" in err.stderr
+    assert "C2" in step("export_tiny_models", "--c3-ckpt", "x.ckpt", "--c2-ckpt", "y.ckpt", expect=2).stderr
+
+
+@pytest.fixture(scope="module")
+def tiny_photo_corpus(tmp_path_factory) -> Path:
+    """Four photos in two 'packages' with the corpus.json that training.offline_corpus writes."""
+    corpus = tmp_path_factory.mktemp("photos")
+    rows = []
+    for name, package in (("astronaut.png", "a"), ("coffee.png", "a"), ("chelsea.png", "b"), ("camera.png", "b")):
+        shutil.copy(SKIMAGE / name, corpus / name)
+        rows.append({"file": name, "package": package})
+    (corpus / "corpus.json").write_text(json.dumps({"files": rows}))
+    return corpus
+
+
+def test_codec_pairs_and_codec_training(tiny_photo_corpus, tmp_path):
+    """The codec pair step on a tiny clip set, two epochs of codec training, export as the codec model."""
+    pairs = tmp_path / "pairs"
+    args = ["--photos", str(tiny_photo_corpus), "--no-videos", "--output", str(pairs), "--frames", "4",
+            "--clips-per-photo", "1", "--encodes-per-clip", "2", "--keep-frames", "2", "--workers", "2",
+            "--codecs", "libx264", "libsvtav1", "--seed", "5", "--quiet"]
+    step("codec_pairs", *args)
+    manifest = json.loads((pairs / "manifest.json").read_text())
+    assert len(manifest["clips"]) == 4 and manifest["samples"] == 4 * 2 * 2
+    encodes = [e for c in manifest["clips"] for e in c["encodes"]]
+    assert {e["encoder"] for e in encodes} <= {"libx264", "libsvtav1"}
+    assert all(24 <= e["crf"] <= 44 for e in encodes if e["encoder"] == "libx264")
+    assert all(35 <= e["crf"] <= 60 for e in encodes if e["encoder"] == "libsvtav1")
+    assert {c["package"] for c in manifest["clips"]} == {"a", "b"}
+    assert "cached" in step("codec_pairs", *args).stdout  # same settings: the cache is reused
+    from training.codec_pairs import load_pairs
+
+    loaded, _ = load_pairs(pairs)
+    assert all(c.shape == d.shape and c.dtype == d.dtype == np.uint8 for c, d in loaded)
+    assert any(not np.array_equal(c, d) for c, d in loaded), "the round trips changed the frames"
+
+    run = tmp_path / "run"
+    step("train_konvid", "--degradation", "codec", "--pairs", str(pairs), "--val-packages", "b", "--output-c3",
+         str(run), "--epochs-c3", "2", "--crop", "64", "--batch-size", "4", "--num-blocks", "2", "--quiet")
+    trained = json.loads((run / "train_konvid.manifest.json").read_text())
+    assert trained["model_id"] == "learned_filter_codec_v1" and len(trained["epochs"]) >= 1
+    assert trained["data"]["val_packages"] == ["b"] and trained["final"]["per_codec"]
+    models = tmp_path / "models"
+    step("export_tiny_models", "--c3-ckpt", str(run / "last.ckpt"), "--output-dir", str(models))
+    assert (models / "learned_filter_codec_v1.onnx").is_file()
+    assert json.loads((models / "registry.json").read_text())["models"][0]["id"] == "learned_filter_codec_v1"
+
+
+def test_codec_pairs_bad_input(tiny_photo_corpus, tmp_path, monkeypatch, capsys):
+    empty = tmp_path / "clips"
+    empty.mkdir()
+    err = step("codec_pairs", "--photos", "none", "--videos", str(empty), "--output", str(tmp_path / "o"), expect=2)
+    assert "holds no video clips" in err.stderr
+    err = step("codec_pairs", "--photos", str(tiny_photo_corpus), "--crf", "libx264=10:60", "--output",
+               str(tmp_path / "o"), expect=2)
+    assert "libx264 takes CRF 0..51" in err.stderr
+    err = step("codec_pairs", "--photos", str(tiny_photo_corpus), "--codecs", "libfoo", "--output",
+               str(tmp_path / "o"), expect=2)
+    assert "unknown encoder 'libfoo'" in err.stderr
+    # an encoder missing from the FFmpeg build (simulated: PyAV says it does not know it)
+    import av
+
+    from training import codec_pairs
+
+    real = av.codec.Codec
+
+    def missing_svt(name, mode="r"):
+        if name == "libsvtav1":
+            raise av.codec.codec.UnknownCodecError(name)
+        return real(name, mode)
+
+    monkeypatch.setattr(av.codec, "Codec", missing_svt)
+    assert codec_pairs.main(["--photos", str(tiny_photo_corpus), "--output", str(tmp_path / "o")]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "has no libsvtav1 encoder" in lines[0]

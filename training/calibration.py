@@ -11,7 +11,7 @@ from .cli import UsageError
 from .corpus import IMAGE_EXTS, load_corpus
 from .degrade import degrade
 
-__all__ = ["degraded_pairs", "held_out_paths", "crops"]
+__all__ = ["degraded_pairs", "held_out_paths", "crops", "codec_split"]
 
 
 def held_out_paths(manifest: Path) -> list[Path]:
@@ -64,3 +64,16 @@ def crops(pairs, size: int, count: int, seed: int = 0) -> list[np.ndarray]:
         x = rng.integers(degraded.shape[1] - s + 1)
         out.append((degraded[y:y + s, x:x + s].astype(np.float32) / 255.0)[None, None])
     return out
+
+
+def codec_split(directory: Path, held_out: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(clean, decoded) frames of a codec pair set: its held-out packages (the default validation
+    packages of ``train_konvid``) or the others (for calibration)."""
+    from .codec_pairs import load_pairs
+    from .corpus import DEFAULT_VAL_PACKAGES
+
+    val = set(DEFAULT_VAL_PACKAGES)
+    pairs, _ = load_pairs(directory, packages=val) if held_out else load_pairs(directory, exclude=val)
+    if not pairs:
+        raise UsageError(f"{directory} has no {'held-out' if held_out else 'training'} pairs")
+    return pairs

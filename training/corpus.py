@@ -13,7 +13,11 @@ import numpy as np
 
 from .cli import UsageError, sha256_file
 
-__all__ = ["IMAGE_EXTS", "VIDEO_EXTS", "Sample", "Corpus", "find_files", "load_corpus", "split"]
+__all__ = ["IMAGE_EXTS", "VIDEO_EXTS", "Sample", "Corpus", "find_files", "load_corpus", "split", "split_by_package",
+           "DEFAULT_VAL_PACKAGES"]
+
+#: Packages held out for validation by default: unfamiliar content, including classic test photos.
+DEFAULT_VAL_PACKAGES = ("debian:opencv-doc", "debian:tuxpaint-data")
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 VIDEO_EXTS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".y4m", ".mpg"}
@@ -21,11 +25,12 @@ VIDEO_EXTS = {".mp4", ".mkv", ".mov", ".avi", ".webm", ".m4v", ".ts", ".y4m", ".
 
 @dataclass
 class Sample:
-    """One clean luma image and where it came from."""
+    """One clean luma image and where it came from (``package``: its source package, the split unit)."""
 
     path: Path
     sha256: str
     luma: np.ndarray
+    package: str = "unknown"
 
 
 @dataclass
@@ -92,6 +97,7 @@ def load_corpus(images: Path | None, videos: Path | None, min_size: int) -> Corp
         where = " and ".join(str(d) for d in (images, videos) if d is not None)
         raise UsageError(f"no images or videos found in {where}")
     corpus = Corpus([])
+    packages = _packages(images)
     for path, loader in jobs:
         try:
             luma = loader(path)
@@ -101,7 +107,7 @@ def load_corpus(images: Path | None, videos: Path | None, min_size: int) -> Corp
         if min(luma.shape) < min_size:
             corpus.skipped.append((str(path), f"smaller than {min_size} px"))
             continue
-        corpus.samples.append(Sample(path, sha256_file(path), luma))
+        corpus.samples.append(Sample(path, sha256_file(path), luma, packages.get(path.name, path.parent.name)))
     if not corpus.samples:
         raise UsageError(f"none of the {len(jobs)} corpus files could be used ({corpus.skipped[0][1]}, ...)")
     return corpus
@@ -115,3 +121,29 @@ def split(samples: list[Sample], val_fraction: float, seed: int) -> tuple[list[S
         return order, order
     n_val = min(len(order) - 1, max(1, round(len(order) * val_fraction)))
     return order[n_val:], order[:n_val]
+
+
+def _packages(images: Path | None) -> dict[str, str]:
+    """File name -> source package, from the ``corpus.json`` that ``training.offline_corpus`` writes."""
+    import json
+
+    listing = images / "corpus.json" if images is not None else None
+    if listing is None or not listing.is_file():
+        return {}
+    try:
+        return {row["file"]: row["package"] for row in json.loads(listing.read_text())["files"]}
+    except (ValueError, KeyError, TypeError):
+        raise UsageError(f"{listing} is damaged; rebuild the corpus with python -m training.offline_corpus --force") from None
+
+
+def split_by_package(samples: list[Sample], val_packages: list[str]) -> tuple[list[Sample], list[Sample]]:
+    """Train on every package but ``val_packages``, validate on those (whole packages held out)."""
+    known = sorted({s.package for s in samples})
+    missing = [p for p in val_packages if p not in known]
+    if missing:
+        raise UsageError(f"validation package(s) {', '.join(missing)} are not in the corpus; it has {', '.join(known)}")
+    val = [s for s in samples if s.package in val_packages]
+    train = [s for s in samples if s.package not in val_packages]
+    if not train:
+        raise UsageError("holding out those packages leaves nothing to train on")
+    return train, val

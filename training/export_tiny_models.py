@@ -1,10 +1,12 @@
-"""Export the C3 checkpoint to ONNX (opset 17, dynamic N/H/W) with its sidecar and registry row.
+"""Export a C3 checkpoint to ONNX (opset 17, dynamic N/H/W) with its sidecar and registry row.
 
-    python -m training.export_tiny_models --c3-ckpt runs/c3_konvid/last.ckpt [--output-dir model/tiny] [--force]
+    python -m training.export_tiny_models --c3-ckpt runs/c3/last.ckpt [--model-id learned_filter_v1]
+        [--output-dir model/tiny] [--force]
 
 Checks that ONNX Runtime's output equals torch's within 1e-5 and that every op is on the allowlist
-(Conv, Relu, Add, Clip), then writes ``learned_filter_v1.onnx``, ``learned_filter_v1.json`` (with the
-run_provenance block) and updates ``registry.json``.
+(Conv, Relu, Add, Clip), then writes ``<id>.onnx``, ``<id>.json`` (with the run_provenance block) and
+updates ``registry.json``. The model id defaults to the one the training run recorded
+(``learned_filter_v1`` for the card's degradation, ``learned_filter_codec_v1`` for codec pairs).
 """
 
 from __future__ import annotations
@@ -12,18 +14,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from vsfilter.atomic import atomic_write_text
+from vsfilter.atomic import atomic_output, atomic_write_text
 from vsfilter.models import model_dir
 
 from .cli import UsageError, run_main, sha256_file
 from .registry import OP_ALLOWLIST, graph_ops, update_registry
 
-MODEL_ID = "learned_filter_v1"
 OPSET = 17
 
 
@@ -33,10 +35,9 @@ def export_onnx(model, path: Path) -> None:
 
     dummy = torch.rand(1, 1, 64, 48)
     axes = {0: "N", 2: "H", 3: "W"}
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.onnx.export(model, (dummy,), str(tmp), input_names=["input"], output_names=["output"],
-                      dynamic_axes={"input": axes, "output": axes}, opset_version=OPSET, dynamo=False)
-    tmp.replace(path)
+    with atomic_output(path) as tmp:
+        torch.onnx.export(model, (dummy,), str(tmp), input_names=["input"], output_names=["output"],
+                          dynamic_axes={"input": axes, "output": axes}, opset_version=OPSET, dynamo=False)
 
 
 def check_against_torch(model, path: Path, atol: float = 1e-5) -> float:
@@ -66,46 +67,51 @@ def _corpus_sources(train_args: dict) -> list[dict] | None:
     return json.loads(listing.read_text())["files"]
 
 
-def _default_notes(training: dict | None) -> str:
+def _default_notes(training: dict | None, model_id: str) -> str:
     if training is None:
         return "exported without a training manifest"
     args, data = training["args"], training["data"]
-    corpus = args.get("images") if args.get("images") not in (None, "None") else args.get("videos")
-    return (f"trained by training.train_konvid on {len(data['train'])} + {len(data['val'])} (val) files from "
-            f"{corpus}; see the sidecar's training block and docs/learned_filter_v1.md")
+    gain = (training.get("final") or {}).get("psnr_gain_db")
+    result = f"; {gain:+.2f} dB PSNR-Y on the held-out packages {', '.join(data['val_packages'])}" \
+        if gain is not None and data.get("val_packages") else ""
+    if training["degradation"].get("kind") == "codec":
+        what = (f"{data['train_pairs']} real codec round-trip pairs from {data['train_clips']} clips "
+                f"(training.codec_pairs)")
+    else:
+        corpus = args.get("images") if args.get("images") not in (None, "None") else args.get("videos")
+        what = f"{len(data['train'])} photos from {corpus} (blur + JPEG, the card's recipe)"
+    return f"trained by training.train_konvid on {what}{result}; see docs/{model_id}.md"
 
 
 @run_main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.export_tiny_models", description=__doc__.splitlines()[0])
     ap.add_argument("--c3-ckpt", type=Path, required=True, help="last.ckpt from training.train_konvid")
-    ap.add_argument("--c2-ckpt", type=Path, help="accepted for the card's command; the C2 model is not part of vsfilter")
+    ap.add_argument("--c2-ckpt", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--model-id", help="registry id (default: the one the training run recorded)")
     ap.add_argument("--output-dir", type=Path, default=None, help="default: the package's model/tiny")
     ap.add_argument("--manifest", type=Path, help="training manifest (default: next to the checkpoint)")
     ap.add_argument("--force", action="store_true", help="replace an existing exported model")
     ap.add_argument("--notes", help="the registry row's notes (default: what the model was trained on)")
     args = ap.parse_args(argv)
+    if args.c2_ckpt is not None:
+        raise UsageError("C2 (the NR quality metric) is not part of this package; export the filter with --c3-ckpt")
     out_dir = args.output_dir or model_dir()
-    onnx_path = out_dir / f"{MODEL_ID}.onnx"
-    sidecar_path = out_dir / f"{MODEL_ID}.json"
-    if not args.c3_ckpt.is_file():
-        raise UsageError(f"checkpoint {args.c3_ckpt} does not exist")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--output-dir {out_dir} is a file; give a folder")
+
+    from .checkpoint import load_model
+    from .model import count_params
+
+    model, state = load_model(args.c3_ckpt)
+    arch = state["arch"]
+    model_id = args.model_id or state.get("model_id") or "learned_filter_v1"
+    if not re.fullmatch(r"[a-z0-9_]+", model_id):
+        raise UsageError(f"--model-id {model_id!r}: use lower-case letters, digits and _")
+    onnx_path = out_dir / f"{model_id}.onnx"
+    sidecar_path = out_dir / f"{model_id}.json"
     if onnx_path.exists() and not args.force:
         raise UsageError(f"{onnx_path} exists; pass --force to replace it")
-
-    import torch
-
-    from .model import LearnedFilter, count_params
-
-    try:
-        state = torch.load(args.c3_ckpt, map_location="cpu", weights_only=False)
-        arch = state["arch"]
-        model = LearnedFilter(arch["num_blocks"], arch["channels"])
-        model.load_state_dict(state["model"])
-    except (KeyError, TypeError, RuntimeError, EOFError, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"{args.c3_ckpt} is not a learned_filter_v1 checkpoint ({first})") from None
-    model.eval()
     out_dir.mkdir(parents=True, exist_ok=True)
     export_onnx(model, onnx_path)
     max_err = check_against_torch(model, onnx_path)
@@ -115,10 +121,10 @@ def main(argv: list[str] | None = None) -> int:
 
     manifest_path = args.manifest or args.c3_ckpt.parent / "train_konvid.manifest.json"
     training = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
-    notes = args.notes or _default_notes(training)
-    sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.is_file() else {}
+    notes = args.notes or _default_notes(training, model_id)
+    sidecar: dict = {}  # a new export invalidates whatever the old sidecar said (its INT8 file included)
     sidecar.update({
-        "id": MODEL_ID,
+        "id": model_id,
         "kind": "filter",
         "onnx": onnx_path.name,
         "sha256": sha256_file(onnx_path),
@@ -151,14 +157,16 @@ def main(argv: list[str] | None = None) -> int:
             "epochs_run": len(training["epochs"]),
             "final": training.get("final"),
         }
-        sidecar["metrics"] = {k: v for k, v in (training.get("final") or {}).items()}
+        sidecar["training"]["final"] = {k: v for k, v in (training.get("final") or {}).items() if k != "per_image"}
+        sidecar["metrics"] = sidecar["training"]["final"]
         sources = _corpus_sources(training["args"])
         if sources is not None:
             sidecar["training"]["corpus_sources"] = sources
     atomic_write_text(sidecar_path, json.dumps(sidecar, indent=2) + "\n")
-    update_registry(out_dir, {"id": MODEL_ID, "kind": "filter", "onnx": onnx_path.name,
+    update_registry(out_dir, {"id": model_id, "kind": "filter", "onnx": onnx_path.name,
                               "sha256": sidecar["sha256"], "opset": OPSET, "license": "BSD-3-Clause-Plus-Patent",
-                              "sidecar": sidecar_path.name, "notes": notes})
+                              "sidecar": sidecar_path.name, "notes": notes},
+                    drop=("int8_onnx", "int8_sha256", "quant_mode", "quant_accuracy_budget_plcc"))
     print(f"exported {onnx_path} ({count_params(model)} params, max |ORT - torch| = {max_err:.1e})")
     return 0
 

@@ -62,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--base-url", default=BASE_URL)
     ap.add_argument("--timeout", type=float, default=30.0)
     args = ap.parse_args(argv)
+    if args.output.exists() and not args.output.is_dir():
+        raise UsageError(f"--output {args.output} is a file; give a folder")
+    if args.from_dir is not None and not args.from_dir.is_dir():
+        raise UsageError(f"--from-dir {args.from_dir} does not exist or is not a folder")
     args.output.mkdir(parents=True, exist_ok=True)
     for name, folder in ARCHIVES.items():
         dest = args.output / name

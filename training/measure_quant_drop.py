@@ -20,9 +20,9 @@ import numpy as np
 
 from vsfilter.atomic import atomic_write_text
 
-from .calibration import degraded_pairs, held_out_paths
-from .cli import UsageError, run_main
-from .train_konvid import psnr
+from .calibration import codec_split, degraded_pairs, held_out_paths
+from .cli import UsageError, require_onnx, run_main
+from .loop import psnr
 
 
 def make_runner(fp32: Path, int8: Path | None, runtime: str):
@@ -72,18 +72,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--int8", type=Path, help="the INT8 model (omit with --runtime openvino-bf16)")
     ap.add_argument("--images", type=Path, help="held-out images")
     ap.add_argument("--manifest", type=Path, help="use a training run's validation split")
+    ap.add_argument("--pairs", type=Path, help="a codec pair set (training.codec_pairs): measure on its held-out "
+                                                  "packages (the codec model)")
     ap.add_argument("--runtime", choices=["ort", "openvino", "openvino-bf16"], default="ort")
     ap.add_argument("--budget", type=float, default=0.01, help="allowed 1 - PLCC")
     ap.add_argument("--max-side", type=int, default=1024, help="center-crop held-out images to this size")
     ap.add_argument("--record", type=Path, help="sidecar JSON to store the result in (int8.accuracy.<runtime>)")
     args = ap.parse_args(argv)
     for path in (args.fp32, args.int8):
-        if path is not None and not path.is_file():
-            raise UsageError(f"model {path} does not exist")
+        if path is not None:
+            require_onnx(path)
     if args.int8 is None and args.runtime != "openvino-bf16":
         raise UsageError("--int8 is required (or measure bf16 with --runtime openvino-bf16)")
-    paths = held_out_paths(args.manifest) if args.manifest else None
-    pairs = degraded_pairs(images=args.images, paths=paths, max_side=args.max_side)
+    if args.pairs is not None:
+        pairs = codec_split(args.pairs, held_out=True)
+    else:
+        paths = held_out_paths(args.manifest) if args.manifest else None
+        pairs = degraded_pairs(images=args.images, paths=paths, max_side=args.max_side)
     runtime = "openvino" if args.runtime.startswith("openvino") else "ort"
     fp32_run = make_runner(args.fp32, None, runtime)
     fast_run = make_runner(args.fp32, args.int8, args.runtime)

@@ -2,6 +2,11 @@
 
 With C=16 and 4 blocks it has 18,865 parameters (the card's "~19K"); with 3 blocks, 14,225.
 Every op exports to the card's allowlist: Conv, Relu, Add.
+
+``LearnedFilter(reparam=True)`` trains each 3x3 convolution as a RepVGG-style sum of parallel
+branches (3x3 + 1x1, + identity where the channel counts match); :func:`fold` merges the branches
+into one 3x3 kernel per convolution, which gives the plain network (same ops, same 18,865 parameters,
+same outputs up to float rounding) that is exported.
 """
 
 from __future__ import annotations
@@ -9,17 +14,49 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["LearnedFilter", "ResBlock", "count_params"]
+__all__ = ["LearnedFilter", "ResBlock", "RepConv3x3", "count_params", "fold"]
+
+
+class RepConv3x3(nn.Module):
+    """A 3x3 convolution trained as 3x3 + 1x1 (+ scaled identity when ``cin == cout``) branches.
+
+    The identity branch has a learnable per-channel scale that starts at 0: without batch norm, plain
+    identity branches would compound through the residual blocks and blow up the first steps.
+    """
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.cin, self.cout = cin, cout
+        self.conv3 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.conv1 = nn.Conv2d(cin, cout, 1)
+        self.identity = nn.Parameter(torch.zeros(cout)) if cin == cout else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv3(x) + self.conv1(x)
+        return y + x * self.identity.view(1, -1, 1, 1) if self.identity is not None else y
+
+    def folded(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The single 3x3 kernel and bias equal to the sum of the branches."""
+        weight = self.conv3.weight.detach().clone()
+        weight[:, :, 1:2, 1:2] += self.conv1.weight.detach()
+        if self.identity is not None:
+            idx = torch.arange(self.cout)
+            weight[idx, idx, 1, 1] += self.identity.detach()
+        return weight, (self.conv3.bias + self.conv1.bias).detach().clone()
+
+
+def _conv(cin: int, cout: int, reparam: bool) -> nn.Module:
+    return RepConv3x3(cin, cout) if reparam else nn.Conv2d(cin, cout, 3, padding=1)
 
 
 class ResBlock(nn.Module):
     """``x + Conv(ReLU(Conv(x)))`` with 3x3 convolutions."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, reparam: bool = False) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv1 = _conv(channels, channels, reparam)
         self.act = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = _conv(channels, channels, reparam)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(self.act(self.conv1(x)))
@@ -31,16 +68,24 @@ class LearnedFilter(nn.Module):
     Args:
         num_blocks: residual blocks (4 gives the card's ~19K parameters).
         channels: feature channels.
+        reparam: train with re-parameterisable branches (export with :func:`fold`).
     """
 
-    def __init__(self, num_blocks: int = 4, channels: int = 16) -> None:
+    def __init__(self, num_blocks: int = 4, channels: int = 16, reparam: bool = False) -> None:
         super().__init__()
-        self.num_blocks, self.channels = num_blocks, channels
-        self.head = nn.Sequential(nn.Conv2d(1, channels, 3, padding=1), nn.ReLU(inplace=True))
-        self.body = nn.Sequential(*[ResBlock(channels) for _ in range(num_blocks)])
-        self.tail = nn.Conv2d(channels, 1, 3, padding=1)
-        nn.init.zeros_(self.tail.weight)  # start as the identity: the global skip carries the input
-        nn.init.zeros_(self.tail.bias)
+        self.num_blocks, self.channels, self.reparam = num_blocks, channels, reparam
+        self.head = nn.Sequential(_conv(1, channels, reparam), nn.ReLU(inplace=True))
+        self.body = nn.Sequential(*[ResBlock(channels, reparam) for _ in range(num_blocks)])
+        self.tail = _conv(channels, 1, reparam)
+        for layer in self.tail.modules():  # start as the identity: the global skip carries the input
+            if isinstance(layer, nn.Conv2d):
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
+
+    @property
+    def arch(self) -> dict:
+        """What rebuilds this network: ``LearnedFilter(**arch)``."""
+        return {"num_blocks": self.num_blocks, "channels": self.channels, "reparam": self.reparam}
 
     @property
     def receptive_radius(self) -> int:
@@ -49,6 +94,22 @@ class LearnedFilter(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.tail(self.body(self.head(x)))
+
+
+def fold(model: LearnedFilter) -> LearnedFilter:
+    """The plain network (one 3x3 Conv per layer) computing what ``model`` computes; ``model`` if plain."""
+    if not model.reparam:
+        return model
+    plain = LearnedFilter(model.num_blocks, model.channels, reparam=False)
+    pairs = [(plain.head[0], model.head[0]), (plain.tail, model.tail)]
+    for p_block, r_block in zip(plain.body, model.body):
+        pairs += [(p_block.conv1, r_block.conv1), (p_block.conv2, r_block.conv2)]
+    with torch.no_grad():
+        for target, source in pairs:
+            weight, bias = source.folded()
+            target.weight.copy_(weight)
+            target.bias.copy_(bias)
+    return plain.to(next(model.parameters()).device).eval()
 
 
 def count_params(model: nn.Module) -> int:

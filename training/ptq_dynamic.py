@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vsfilter.atomic import atomic_write_text
+from vsfilter.atomic import atomic_output, atomic_write_text
 
-from .cli import UsageError, run_main, sha256_file
+from .cli import UsageError, check_output_file, require_onnx, run_main, sha256_file
 
 
 def time_model(path: Path, shape=(1, 1, 360, 640), runs: int = 3) -> float:
@@ -48,15 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="replace an existing --output")
     ap.add_argument("--record", type=Path, help="a sidecar JSON to record the dynamic model and its speed in")
     args = ap.parse_args(argv)
-    if not args.model.is_file():
-        raise UsageError(f"model {args.model} does not exist")
-    if args.output.exists() and not args.force:
-        raise UsageError(f"{args.output} exists; pass --force to replace it")
+    require_onnx(args.model)
+    check_output_file(args.output, args.force)
+    if args.record is not None and not args.record.is_file():
+        raise UsageError(f"--record {args.record} does not exist (it names the model's JSON sidecar)")
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    tmp = args.output.with_name(f".{args.output.name}.tmp")
-    quantize_dynamic(str(args.model), str(tmp), weight_type=QuantType.QUInt8)
-    tmp.replace(args.output)
+    with atomic_output(args.output) as tmp:
+        quantize_dynamic(str(args.model), str(tmp), weight_type=QuantType.QUInt8)
     fp32_s, int8_s = time_model(args.model), time_model(args.output)
     print(f"wrote {args.output}; 640x360 on ONNX Runtime CPU: fp32 {fp32_s * 1e3:.1f} ms, dynamic INT8 "
           f"{int8_s * 1e3:.1f} ms ({int8_s / fp32_s:.1f}x the fp32 time)")

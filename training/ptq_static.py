@@ -15,10 +15,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from vsfilter.atomic import atomic_write_text
+from vsfilter.atomic import atomic_output, atomic_write_text
 
-from .calibration import crops, degraded_pairs
-from .cli import UsageError, run_main, sha256_file
+from .calibration import codec_split, crops, degraded_pairs
+from .cli import UsageError, check_output_file, require_onnx, run_main, sha256_file
 from .registry import update_registry
 
 QUANT_MODE = "static-qdq-per-channel"
@@ -50,15 +50,14 @@ def quantize(model: Path, output: Path, batches: list, exclude: list[str], calib
     with tempfile.TemporaryDirectory() as tmp:
         pre = Path(tmp) / "pre.onnx"
         quant_pre_process(str(model), str(pre), skip_symbolic_shape=True)
-        out_tmp = output.with_name(f".{output.name}.tmp")
         method = {"percentile": CalibrationMethod.Percentile, "minmax": CalibrationMethod.MinMax,
                   "entropy": CalibrationMethod.Entropy}[calibration]
-        quantize_static(str(pre), str(out_tmp), _Reader(input_name, batches), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=method, nodes_to_exclude=exclude,
-                        extra_options={"WeightSymmetric": True, "ActivationSymmetric": False,
-                                       "CalibPercentile": percentile})
-        out_tmp.replace(output)
+        with atomic_output(output) as out_tmp:
+            quantize_static(str(pre), str(out_tmp), _Reader(input_name, batches), quant_format=QuantFormat.QDQ,
+                            per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                            calibrate_method=method, nodes_to_exclude=exclude,
+                            extra_options={"WeightSymmetric": True, "ActivationSymmetric": False,
+                                           "CalibPercentile": percentile})
 
 
 @run_main
@@ -68,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--output", type=Path, required=True)
     ap.add_argument("--images", type=Path, help="calibration images (degraded with the card's recipe)")
     ap.add_argument("--manifest", type=Path, help="calibrate on a training run's train split instead")
+    ap.add_argument("--pairs", type=Path, help="calibrate on a codec pair set's training packages (the codec model)")
     ap.add_argument("--count", type=int, default=64, help="calibration crops")
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--calibration", choices=["percentile", "minmax", "entropy"], default="percentile")
@@ -80,11 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--register", action="store_true", help="record the sidecar in the registry beside --model")
     ap.add_argument("--force", action="store_true", help="replace an existing --output")
     args = ap.parse_args(argv)
-    if not args.model.is_file():
-        raise UsageError(f"model {args.model} does not exist")
-    if args.output.exists() and not args.force:
-        raise UsageError(f"{args.output} exists; pass --force to replace it")
-    if args.manifest is not None:
+    require_onnx(args.model)
+    check_output_file(args.output, args.force)
+    if args.qat_ckpt is not None:
+        from .checkpoint import load_checkpoint
+
+        load_checkpoint(args.qat_ckpt)  # fail before calibrating, not after
+    if args.pairs is not None:
+        pairs = codec_split(args.pairs, held_out=False)
+    elif args.manifest is not None:
         train = [Path(r["path"]) for r in json.loads(args.manifest.read_text())["data"]["train"]]
         pairs = degraded_pairs(paths=train, max_side=1024)
     else:
@@ -117,21 +121,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def export_qat(ckpt: Path, directory: Path) -> Path:
     """The QAT checkpoint as an fp32 ONNX graph (same export as the shipped model) to quantise."""
-    import torch
-
+    from .checkpoint import load_model
     from .export_tiny_models import export_onnx
-    from .model import LearnedFilter
 
-    if not ckpt.is_file():
-        raise UsageError(f"--qat-ckpt {ckpt} does not exist")
-    try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-        model = LearnedFilter(**state["arch"])
-        model.load_state_dict(state["model"])
-    except (KeyError, TypeError, RuntimeError, EOFError) as exc:
-        raise UsageError(f"--qat-ckpt {ckpt} is not a learned_filter_v1 checkpoint ({type(exc).__name__})") from None
+    model, _ = load_model(ckpt)
     path = directory / "qat.onnx"
-    export_onnx(model.eval(), path)
+    export_onnx(model, path)
     return path
 
 

@@ -63,12 +63,15 @@ def graph_opset(path: Path) -> int:
     return next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def update_registry(directory: Path, row: dict) -> dict:
-    """Merge ``row`` into the registry entry with the same id (created when missing); write atomically."""
+def update_registry(directory: Path, row: dict, drop: tuple[str, ...] = ()) -> dict:
+    """Merge ``row`` into the registry entry with the same id (created when missing), removing the
+    ``drop`` fields (what a new export makes stale); write atomically."""
     path = directory / "registry.json"
     registry = json.loads(path.read_text()) if path.is_file() else {"schema_version": 1, "models": []}
     for entry in registry["models"]:
         if entry["id"] == row["id"]:
+            for key in drop:
+                entry.pop(key, None)
             entry.update(row)
             break
     else:
