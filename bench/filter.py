@@ -23,11 +23,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import vsfilter  # noqa: E402  (imports OpenVINO before vs.core loads vs-mlrt-ov's copy)
 
 import numpy as np  # noqa: E402
 import vapoursynth as vs  # noqa: E402
+from bench_env import describe_machine  # noqa: E402
 
 core = vs.core
 
@@ -45,13 +47,6 @@ def content_clip(width: int, height: int, frames: int) -> vs.VideoNode:
         return out
 
     return blank.std.ModifyFrame(blank, fill).std.Loop(frames)
-
-
-def cpu_name() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return "unknown CPU"
 
 
 def fps_of(clip: vs.VideoNode, warmup: int = 2) -> float:
@@ -137,8 +132,7 @@ def main() -> int:
     args = ap.parse_args()
     spec = vsfilter.resolve_model(args.model)
     path = str(spec.path)
-    print(f"model {spec.id} ({spec.sha256[:12]}), {len(os.sched_getaffinity(0))} CPU(s) ({cpu_name()}), "
-          f"VapourSynth threads {core.num_threads}")
+    print(f"model {spec.id} ({spec.sha256[:12]}), {describe_machine()}, VapourSynth threads {core.num_threads}")
     for size in args.sizes:
         width, height = map(int, size.split("x"))
         clip = content_clip(width, height, args.frames)

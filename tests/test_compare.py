@@ -85,13 +85,15 @@ def test_alignment_scale_trim_and_rates(pairs, filter_onnx, tmp_path):
     assert result.frames == 18
     assert any("scaled" in n and "bicubic" in n for n in result.notes)
     assert any("frame counts differ" in w for w in result.warnings)
-    with pytest.raises(CompareError, match="sizes differ"):
+    with pytest.raises(CompareError, match="sizes differ") as info:
         compare(ref, small, model=str(filter_onnx), device="cpu", scale=False)
+    assert "--" not in str(info.value), "a library error names no command-line flag"
     other_rate = encode_clip(tmp_path / "rate.mp4", "libx264", frames=24, width=192, height=128, rate=30)
-    with pytest.raises(CompareError, match="frame rates differ"):
+    with pytest.raises(CompareError, match="frame rates differ") as info:
         compare(ref, other_rate, model=str(filter_onnx), device="cpu")
+    assert "force=True" in str(info.value) and "--" not in str(info.value)
     forced = compare(ref, other_rate, model=str(filter_onnx), device="cpu", force=True, frames=5)
-    assert forced.frames == 5 and any("--force" in w for w in forced.warnings)
+    assert forced.frames == 5 and any("forced" in w for w in forced.warnings)
 
 
 def test_enhancement_gaming_warning():
@@ -126,7 +128,10 @@ def test_cli_bad_input(pairs, filter_onnx, tmp_path):
     (tmp_path / "noise.bin").write_bytes(np.random.default_rng(0).bytes(4096))
     assert "distorted" in _cli_error([ref, str(tmp_path / "noise.bin"), *m])
     small = encode_clip(tmp_path / "small.mp4", "libx264", frames=4, width=96, height=64)
-    assert "sizes differ" in _cli_error([ref, str(small), "--no-scale", *m])
+    assert "drop --no-scale" in _cli_error([ref, str(small), "--no-scale", *m])
+    rate = encode_clip(tmp_path / "rate.mp4", "libx264", frames=4, width=192, height=128, rate=30)
+    assert "pass --force" in _cli_error([ref, str(rate), *m])
+    assert "--subsample" in _cli_error([ref, dist, "--subsample", "0", *m])
     assert "unknown VMAF model" in _cli_error([ref, dist, "--vmaf-model", "vmaf_v9", *m])
     assert "does not exist" in _cli_error([ref, dist, "--json", str(tmp_path / "no" / "such" / "dir.json"), *m])
     cut = tmp_path / "cut.mp4"
@@ -147,3 +152,22 @@ def test_gray_inputs_are_scored_as_yuv(filter_onnx, tmp_path):
     result = compare(ref, dist, model=str(filter_onnx), device="cpu")
     assert result.frames == 6
     assert 0 < result.pooled["distorted"]["vmaf"] < 100 and result.pooled["distorted"]["psnr_y"] > 20
+
+
+def test_subsample_filters_only_the_scored_frames_with_identical_scores(pairs, filter_onnx):
+    """libvmaf's motion reads the reference only, so the prefiltered frames it skips need not exist."""
+    from vsfilter.compare.core import open_pair
+    from vsfilter.compare.pipeline import ScoreRange, score_range
+
+    ref, dist = pairs["x264"]
+    lazy = open_pair(ref, dist, model=str(filter_onnx), device="cpu", subsample=3)
+    full = open_pair(ref, dist, model=str(filter_onnx), device="cpu", subsample=1)
+    for n in range(6):  # skipped frames are the distorted ones, scored frames the prefiltered ones
+        source = full.pre if n % 3 == 0 else full.dist
+        assert np.array_equal(np.asarray(lazy.pre.get_frame(n)[0]), np.asarray(source.get_frame(n)[0]))
+    rng = ScoreRange(0, lazy.count, subsample=3)
+    a = score_range(lazy.ref, lazy.dist, lazy.pre, rng)
+    b = score_range(full.ref, full.dist, full.pre, rng)
+    assert a["prefiltered"].frame_numbers == b["prefiltered"].frame_numbers == list(range(0, lazy.count, 3))
+    assert a["prefiltered"].per_frame == b["prefiltered"].per_frame
+    assert a["distorted"].per_frame == b["distorted"].per_frame

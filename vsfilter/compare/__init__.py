@@ -1,5 +1,8 @@
-"""Score a distorted stream and its prefiltered version against a reference with libvmaf."""
+"""Score a distorted stream and its prefiltered version against a reference with libvmaf.
 
-from .core import CompareError, CompareResult, compare
+``from vsfilter.compare import compare`` (the function); ``python -m vsfilter.compare`` (the CLI).
+"""
 
-__all__ = ["compare", "CompareError", "CompareResult"]
+from .core import CompareError, CompareResult, RateMismatchError, SizeMismatchError, compare
+
+__all__ = ["compare", "CompareError", "CompareResult", "RateMismatchError", "SizeMismatchError"]

@@ -3,78 +3,102 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-__all__ = ["main"]
+from .._cli import check_outputs, cli_main, fail
+
+__all__ = ["main", "build_parser"]
+
+PROG = "compare"
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit code 2 (argparse prints the usage too)
+        raise SystemExit(fail(PROG, message))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(
+    ap = _Parser(
         prog="python -m vsfilter.compare",
         description="Score DIST and vmaf_pre(DIST) against REF with libvmaf (VMAF, VMAF NEG, PSNR-Y, SSIM).")
     ap.add_argument("reference", nargs="?", help="reference video")
     ap.add_argument("distorted", nargs="?", help="distorted video")
     ap.add_argument("--demo", action="store_true", help="run on the embedded demo pair (no files needed)")
-    ap.add_argument("--model", default="learned_filter_v1", help="pre-filter: registry id or .onnx path")
+    ap.add_argument("--model", default="learned_filter_v1",
+                    help="pre-filter: registry id (learned_filter_v1, learned_filter_codec_v1) or .onnx path")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "openvino"])
-    ap.add_argument("--precision", default="fp32", choices=["auto", "fp32", "fp16", "bf16", "int8"])
+    ap.add_argument("--precision", default="fp32", choices=["auto", "fp32", "tf32", "fp16", "bf16", "int8"])
     ap.add_argument("--vmaf-model", default="vmaf_v0.6.1",
                     help="vmaf_v0.6.1 (default), vmaf_4k_v0.6.1, ... or a path to a libvmaf model file")
-    ap.add_argument("--subsample", type=int, default=1, help="score every N-th frame")
-    ap.add_argument("--threads", type=int, default=0, help="libvmaf and filter threads (0 = automatic)")
-    ap.add_argument("--frames", type=int, help="score at most N frames")
+    ap.add_argument("--subsample", type=_positive, default=1,
+                    help="score (and filter) every N-th frame")
+    ap.add_argument("--threads", type=_non_negative, default=0, help="libvmaf and filter threads (0 = automatic)")
+    ap.add_argument("--frames", type=_positive, help="score at most N frames")
+    ap.add_argument("--tilesize", type=_non_negative, default=None,
+                    help="vmaf_pre tile size (default: automatic, bounded memory; 0 = whole frames)")
     ap.add_argument("--no-scale", action="store_true", help="error instead of scaling a distorted stream of another size")
     ap.add_argument("--force", action="store_true", help="compare frame by frame even if the frame rates differ")
     ap.add_argument("--json", type=Path, metavar="OUT", help="write the full result as JSON (docs/compare.md)")
     ap.add_argument("--csv", type=Path, metavar="OUT", help="write per-frame scores as CSV")
     ap.add_argument("--plot", type=Path, metavar="OUT.png", help="plot per-frame VMAF and VMAF NEG (matplotlib)")
+    ap.add_argument("--report", type=Path, metavar="OUT.html",
+                    help="a self-contained HTML page: scores, charts and the frames that changed most")
     ap.add_argument("--quiet", action="store_true", help="no progress bar, no table")
     return ap
 
 
-def _fail(message: str) -> int:
-    print(f"compare: error: {message}", file=sys.stderr)
-    return 2
-
-
-def _check_output(path: Path | None, flag: str) -> str | None:
-    if path is None:
-        return None
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        return f"{flag} {path} is a directory"
-    if not parent.is_dir():
-        return f"{flag} {path}: folder {parent} does not exist"
-    if not os.access(parent, os.W_OK):
-        return f"{flag} {path}: folder {parent} is not writable"
-    return None
-
-
+@cli_main(PROG)
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from . import report  # imports vapoursynth; after argparse so --help stays instant
-    from .core import CompareError, compare
-
-    if args.demo:
-        from .demo import demo_pair
-
-        if args.reference or args.distorted:
-            return _fail("--demo takes no input files")
-        args.reference, args.distorted = demo_pair()
-    elif not (args.reference and args.distorted):
-        return _fail("give REF and DIST video files (or --demo)")
-    for path, flag in ((args.json, "--json"), (args.csv, "--csv"), (args.plot, "--plot")):
-        problem = _check_output(path, flag)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    if args.demo and (args.reference or args.distorted):
+        return fail(PROG, "--demo takes no input files")
+    if not args.demo and not (args.reference and args.distorted):
+        return fail(PROG, "give REF and DIST video files (or --demo)")
+    outputs = [("--json", args.json), ("--csv", args.csv), ("--plot", args.plot), ("--report", args.report)]
+    if not args.demo:
+        problem = check_outputs([("REF", Path(args.reference)), ("DIST", Path(args.distorted))], outputs)
         if problem:
-            return _fail(problem)
+            return fail(PROG, problem)
     if args.plot is not None:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            return _fail("--plot needs matplotlib: pip install 'vsfilter[plot]'")
+            return fail(PROG, "--plot needs matplotlib: pip install 'vsfilter[plot]'")
+    return _run(args, outputs)
 
+
+def _run(args: argparse.Namespace, outputs: list) -> int:
+    import vsfilter  # noqa: F401  (openvino before vs.core, see vsfilter._openvino)
+
+    from . import report
+    from .core import CompareError, RateMismatchError, SizeMismatchError, open_pair, result_from_scores
+    from .pipeline import ScoreRange, score_range
+
+    if args.demo:
+        from .demo import demo_pair
+
+        args.reference, args.distorted = demo_pair()
+        problem = check_outputs([("REF", Path(args.reference)), ("DIST", Path(args.distorted))], outputs)
+        if problem:
+            return fail(PROG, problem)
     bar = None
     if not args.quiet and sys.stderr.isatty():
         from tqdm import tqdm
@@ -87,24 +111,34 @@ def main(argv: list[str] | None = None) -> int:
             bar.update(done - bar.n)
 
     try:
-        result = compare(args.reference, args.distorted, model=args.model, device=args.device,
+        pair = open_pair(args.reference, args.distorted, model=args.model, device=args.device,
                          precision=args.precision, vmaf_model=args.vmaf_model, subsample=args.subsample,
                          threads=args.threads, frames=args.frames, scale=not args.no_scale, force=args.force,
-                         progress=progress)
+                         tilesize=args.tilesize)
+        rng = ScoreRange(0, pair.count, args.vmaf_model, args.subsample, args.threads)
+        scores = score_range(pair.ref, pair.dist, pair.pre, rng, progress)
+        result = result_from_scores(args.reference, args.distorted, pair, args.vmaf_model, scores)
+    except RateMismatchError as exc:
+        return fail(PROG, f"{exc.reason}; pass --force to compare frame by frame anyway")
+    except SizeMismatchError as exc:
+        return fail(PROG, f"{exc.reason}; drop --no-scale to scale the distorted stream")
     except CompareError as exc:
-        return _fail(str(exc))
+        return fail(PROG, str(exc))
     finally:
         if bar is not None:
             bar.close()
-    try:
-        if args.json:
-            report.write_json(result, args.json)
-        if args.csv:
-            report.write_csv(result, args.csv)
-        if args.plot:
-            report.write_plot(result, args.plot)
-    except OSError as exc:
-        return _fail(f"cannot write output: {exc.strerror or exc}")
+    for flag, path in outputs:
+        if path is None:
+            continue
+        try:
+            if flag == "--report":
+                from .html import write_report
+
+                write_report(result, pair, path)
+            else:
+                report.write(flag, result, path)
+        except OSError as exc:
+            return fail(PROG, f"cannot write {flag} {path}: {exc.strerror or exc}")
     if not args.quiet:
         print(report.table(result))
     elif result.warnings:

@@ -2,30 +2,48 @@
 
 Decodes the reference and the distorted file with `vsfilter.source`, runs `vmaf_pre` on the distorted
 stream, and scores the raw and the prefiltered stream against the reference with libvmaf, both at
-once: decoding, filtering and the two libvmaf runs overlap.
+once: decoding, filtering and the two libvmaf runs overlap (see ``pipeline``).
 """
 
 from __future__ import annotations
 
 import os
-import queue
-import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from fractions import Fraction
-from typing import Callable
 
-import numpy as np
 import vapoursynth as vs
 
-from ..errors import CompareError, ModelError, VmafError
+from ..errors import CompareError, VsfilterError
 from ..filter import vmaf_pre
-from ..models import resolve_model
+from ..plan import FilterPlan, plan_filter
 from ..pyav_source import source
-from .scoring import METRICS, Scores, VmafScorer, check_vmaf_model, pix_fmt_for, vs_to_av
+from .pipeline import STREAMS, ScoreRange, score_range
+from .scoring import METRICS, Scores, check_frame_size, check_vmaf_model, pool
 
-__all__ = ["CompareError", "CompareResult", "compare"]
+__all__ = ["CompareError", "CompareResult", "RateMismatchError", "SizeMismatchError", "compare", "Pair",
+           "open_pair", "result_from_scores"]
 
-STREAMS = ("distorted", "prefiltered")
+
+class _Refusal(CompareError):
+    """A comparison refused until an option allows it; ``reason`` is the message without the option."""
+
+    option = ""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"{reason}; {self.option}")
+
+
+class RateMismatchError(_Refusal):
+    """The frame rates differ and ``force`` was not set."""
+
+    option = "force=True compares frame by frame anyway"
+
+
+class SizeMismatchError(_Refusal):
+    """The sizes differ and ``scale`` was off."""
+
+    option = "scale=True scales the distorted stream to the reference"
 
 
 @dataclass
@@ -63,10 +81,24 @@ class CompareResult:
         return asdict(self)
 
 
+@dataclass
+class Pair:
+    """A reference and the distorted/prefiltered streams, aligned to the reference's size and format,
+    ``count`` frames long, with the filter plan and what was done to align them."""
+
+    ref: vs.VideoNode
+    dist: vs.VideoNode
+    pre: vs.VideoNode
+    plan: FilterPlan
+    count: int
+    notes: list[str]
+    warnings: list[str]
+
+
 def compare(reference: str | os.PathLike, distorted: str | os.PathLike, *, model: str = "learned_filter_v1",
             device: str = "auto", precision: str = "fp32", vmaf_model: str = "vmaf_v0.6.1", subsample: int = 1,
             threads: int = 0, frames: int | None = None, scale: bool = True, force: bool = False,
-            progress: Callable[[int, int], None] | None = None) -> CompareResult:
+            tilesize: int | None = None, progress: Callable[[int, int], None] | None = None) -> CompareResult:
     """Score ``distorted`` and ``vmaf_pre(distorted)`` against ``reference`` with libvmaf.
 
     Args:
@@ -76,24 +108,45 @@ def compare(reference: str | os.PathLike, distorted: str | os.PathLike, *, model
         device: `vmaf_pre` device.
         precision: `vmaf_pre` precision.
         vmaf_model: ``vmaf_v0.6.1``, ``vmaf_4k_v0.6.1``, ... or a path to a libvmaf model file.
-        subsample: score every n-th frame.
+        subsample: score every n-th frame; only those frames go through the pre-filter.
         threads: libvmaf threads per run and `vmaf_pre` threads; 0 = automatic.
         frames: score at most this many frames.
         scale: scale a distorted stream of another size to the reference size (bicubic); False = error.
         force: compare frame by frame even when the frame rates differ.
+        tilesize: `vmaf_pre` tilesize (None = automatic, 0 = whole frames).
         progress: called as ``progress(done, total)`` after each frame.
 
     Raises:
-        CompareError: inputs that cannot be compared (with the reason).
+        CompareError: inputs that cannot be compared (with the reason); ``RateMismatchError`` and
+            ``SizeMismatchError`` for the two that ``force`` and ``scale`` allow.
     """
-    if subsample < 1 or threads < 0 or (frames is not None and frames < 1):
-        raise CompareError("--subsample and --frames must be >= 1, --threads >= 0")
+    pair = open_pair(reference, distorted, model=model, device=device, precision=precision, vmaf_model=vmaf_model,
+                     subsample=subsample, threads=threads, frames=frames, scale=scale, force=force, tilesize=tilesize)
+    rng = ScoreRange(0, pair.count, vmaf_model, subsample, threads)
+    scores = score_range(pair.ref, pair.dist, pair.pre, rng, progress)
+    return result_from_scores(reference, distorted, pair, vmaf_model, scores)
+
+
+def open_pair(reference, distorted, *, model="learned_filter_v1", device="auto", precision="fp32",
+              vmaf_model="vmaf_v0.6.1", subsample=1, threads=0, frames=None, scale=True, force=False,
+              tilesize=None) -> Pair:
+    """Check the options, plan the filter, open both files and align them (no frame is scored)."""
+    if not isinstance(subsample, int) or subsample < 1:
+        raise CompareError(f"subsample must be >= 1, got {subsample!r}")
+    if not isinstance(threads, int) or threads < 0:
+        raise CompareError(f"threads must be >= 0, got {threads!r}")
+    if frames is not None and (not isinstance(frames, int) or frames < 1):
+        raise CompareError(f"frames must be >= 1, got {frames!r}")
     try:
         check_vmaf_model(vmaf_model)
-        spec = resolve_model(model)
-    except (VmafError, ModelError) as exc:
+        plan = plan_filter(model, device=device, precision=precision, threads=threads)
+    except VsfilterError as exc:
         raise CompareError(str(exc)) from None
     ref, dist = _open(reference, "reference"), _open(distorted, "distorted")
+    try:
+        check_frame_size(ref.width, ref.height)
+    except VsfilterError as exc:
+        raise CompareError(f"reference: {exc}") from None
     notes: list[str] = []
     warnings: list[str] = []
     _check_rates(ref, dist, force, warnings)
@@ -106,17 +159,35 @@ def compare(reference: str | os.PathLike, distorted: str | os.PathLike, *, model
     if count == 0:
         raise CompareError("no frames in common to score")
     try:
-        pre = vmaf_pre(dist, model=model, device=device, precision=precision, threads=threads)
+        pre = vmaf_pre(dist, model=plan.spec, backend=plan.backend, precision=plan.precision, tilesize=tilesize)
     except vs.Error as exc:
         raise CompareError(str(exc)) from None
+    if subsample > 1:  # libvmaf skips the other frames' non-temporal features: do not filter them
+        pre = _every_nth(dist, pre, subsample)
     ref, dist, pre = _align(ref, dist, pre, scale, notes)
-    ref, dist, pre = ref[:count], dist[:count], pre[:count]
-    model_info = {"id": spec.id, "sha256": spec.sha256}
-    props = pre.get_frame(0).props
-    model_info |= {"backend": props["VmafPreBackend"], "precision": props["VmafPrePrecision"]}
+    return Pair(ref[:count], dist[:count], pre[:count], plan, count, notes, warnings)
 
-    scores = _score(ref, dist, pre, vmaf_model, subsample, threads, progress)
-    result = _result(reference, distorted, model_info, vmaf_model, scores, notes, warnings)
+
+def result_from_scores(reference, distorted, pair: Pair, vmaf_model: str,
+                       scores: dict[str, Scores]) -> CompareResult:
+    """The :class:`CompareResult` of scored streams (pooled from libvmaf, or from the per-frame values)."""
+    pooled: dict[str, dict] = {k: {} for k in ("mean", "harmonic_mean", "min", "p5")}
+    for stream in STREAMS:
+        for k in pooled:
+            pooled[k][stream] = {}
+        for metric, key in METRICS.items():
+            stats = pool(scores[stream].per_frame[metric])
+            if scores[stream].pooled is not None:  # libvmaf's own means: what the ffmpeg CLI reports
+                stats |= {k: float(scores[stream].pooled[metric][k]) for k in ("mean", "harmonic_mean")}
+            for k in pooled:
+                pooled[k][stream][metric] = stats[k]
+    delta = {m: pooled["mean"]["prefiltered"][m] - pooled["mean"]["distorted"][m] for m in METRICS}
+    numbers = scores["distorted"].frame_numbers
+    per_frame = [{"frame": n, **{s: {m: scores[s].per_frame[m][i] for m in METRICS} for s in STREAMS}}
+                 for i, n in enumerate(numbers)]
+    result = CompareResult(str(reference), str(distorted), pair.plan.describe(), vmaf_model, len(numbers),
+                           pooled["mean"], pooled["harmonic_mean"], pooled["min"], pooled["p5"], delta, per_frame,
+                           list(pair.notes), list(pair.warnings))
     _warn_gaming(result)
     return result
 
@@ -128,13 +199,18 @@ def _open(path, role: str) -> vs.VideoNode:
         raise CompareError(f"{role}: {str(exc).removeprefix('source: ')}") from None
 
 
+def _every_nth(dist: vs.VideoNode, pre: vs.VideoNode, step: int) -> vs.VideoNode:
+    """``pre`` on frames that are multiples of ``step``, ``dist`` elsewhere (those are never scored)."""
+    return dist.std.FrameEval(lambda n: pre if n % step == 0 else dist)
+
+
 def _check_rates(ref: vs.VideoNode, dist: vs.VideoNode, force: bool, warnings: list[str]) -> None:
     if ref.fps == dist.fps:
         return
     msg = f"frame rates differ (reference {ref.fps}, distorted {dist.fps})"
     if not force:
-        raise CompareError(f"{msg}; pass --force to compare frame by frame anyway")
-    warnings.append(f"{msg}: compared frame by frame (--force)")
+        raise RateMismatchError(msg)
+    warnings.append(f"{msg}: compared frame by frame (forced)")
 
 
 def _align(ref, dist, pre, scale: bool, notes: list[str]):
@@ -146,8 +222,8 @@ def _align(ref, dist, pre, scale: bool, notes: list[str]):
         raise CompareError(f"the reference is {ref.format.name}; compare scores YUV or GRAY video")
     if (dist.width, dist.height) != (ref.width, ref.height):
         if not scale:
-            raise CompareError(f"sizes differ (reference {ref.width}x{ref.height}, distorted "
-                               f"{dist.width}x{dist.height}); drop --no-scale to scale the distorted stream")
+            raise SizeMismatchError(f"sizes differ (reference {ref.width}x{ref.height}, distorted "
+                                    f"{dist.width}x{dist.height})")
         notes.append(f"distorted {dist.width}x{dist.height} scaled to {ref.width}x{ref.height} (bicubic), "
                      "after the pre-filter")
     out = []
@@ -163,91 +239,10 @@ def _align(ref, dist, pre, scale: bool, notes: list[str]):
 
 
 def _gray_to_yuv(clip: vs.VideoNode) -> vs.VideoNode:
-    fmt = clip.format
-    w, h = clip.width, clip.height
-    if w % 2 or h % 2:
-        raise CompareError(f"a GRAY clip of odd size {w}x{h} cannot be scored as 4:2:0")
-    mid = 1 << (fmt.bits_per_sample - 1)
-    chroma = vs.core.std.BlankClip(clip, width=w // 2, height=h // 2, color=mid)
+    """GRAY as 4:4:4 with neutral chroma (libvmaf scores luma; 4:4:4 takes any size, odd ones too)."""
+    mid = 1 << (clip.format.bits_per_sample - 1)
+    chroma = vs.core.std.BlankClip(clip, color=mid)
     return vs.core.std.ShufflePlanes([clip, chroma, chroma], [0, 0, 0], vs.YUV)
-
-
-def _score(ref, dist, pre, vmaf_model, subsample, threads, progress) -> dict[str, Scores]:
-    """Feed both libvmaf graphs from one pass over the clips; each graph runs in its own thread."""
-    pix_fmt = pix_fmt_for(ref.format)
-    time_base = Fraction(1, 1000)
-    vmaf_threads = threads or max(1, (os.cpu_count() or 2) // 2)
-    try:
-        scorers = {s: VmafScorer(ref.width, ref.height, pix_fmt, time_base, vmaf_model, subsample, vmaf_threads)
-                   for s in STREAMS}
-    except VmafError as exc:
-        raise CompareError(str(exc)) from None
-    queues = {s: queue.Queue(maxsize=8) for s in STREAMS}
-    results: dict[str, Scores] = {}
-    errors: list[BaseException] = []
-
-    def worker(stream: str) -> None:
-        scorer, q = scorers[stream], queues[stream]
-        try:
-            while (item := q.get()) is not None:
-                scorer.push(*item)
-            results[stream] = scorer.close()
-        except BaseException as exc:  # surfaced in the main thread
-            errors.append(exc)
-            while q.get() is not None:  # keep the producer from blocking
-                pass
-
-    threads_ = [threading.Thread(target=worker, args=(s,), daemon=True) for s in STREAMS]
-    for t in threads_:
-        t.start()
-    total = ref.num_frames
-    try:
-        for n, (r, d, p) in enumerate(zip(ref.frames(close=True), dist.frames(close=True), pre.frames(close=True))):
-            ts = n * 40
-            ref_av = vs_to_av(r, pix_fmt, ts, time_base)
-            queues["distorted"].put((vs_to_av(d, pix_fmt, ts, time_base), ref_av))
-            queues["prefiltered"].put((vs_to_av(p, pix_fmt, ts, time_base), ref_av))
-            if errors:
-                break
-            if progress:
-                progress(n + 1, total)
-    except vs.Error as exc:
-        errors.append(CompareError(str(exc).strip().splitlines()[-1]))
-    finally:
-        for q in queues.values():
-            q.put(None)
-        for t in threads_:
-            t.join()
-    if errors:
-        exc = errors[0]
-        raise exc if isinstance(exc, CompareError) else CompareError(f"scoring failed: {exc}") from None
-    return results
-
-
-def _pool(scores: Scores, metric: str) -> dict[str, float]:
-    """libvmaf's own mean and harmonic mean (what the ffmpeg CLI reports), plus the minimum and 5th
-    percentile of the per-frame values."""
-    values = np.asarray(scores.per_frame[metric], dtype=np.float64)
-    return {"mean": float(scores.pooled[metric]["mean"]),
-            "harmonic_mean": float(scores.pooled[metric]["harmonic_mean"]),
-            "min": float(values.min()), "p5": float(np.percentile(values, 5))}
-
-
-def _result(reference, distorted, model_info, vmaf_model, scores: dict[str, Scores], notes, warnings):
-    pooled = {k: {} for k in ("mean", "harmonic_mean", "min", "p5")}
-    for stream in STREAMS:
-        for k in pooled:
-            pooled[k][stream] = {}
-        for metric in METRICS:
-            stats = _pool(scores[stream], metric)
-            for k in pooled:
-                pooled[k][stream][metric] = stats[k]
-    delta = {m: pooled["mean"]["prefiltered"][m] - pooled["mean"]["distorted"][m] for m in METRICS}
-    numbers = scores["distorted"].frame_numbers
-    per_frame = [{"frame": n, **{s: {m: scores[s].per_frame[m][i] for m in METRICS} for s in STREAMS}}
-                 for i, n in enumerate(numbers)]
-    return CompareResult(str(reference), str(distorted), model_info, vmaf_model, len(numbers), pooled["mean"],
-                         pooled["harmonic_mean"], pooled["min"], pooled["p5"], delta, per_frame, notes, warnings)
 
 
 def _warn_gaming(result: CompareResult) -> None:

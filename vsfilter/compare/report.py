@@ -8,9 +8,10 @@ import json
 from pathlib import Path
 
 from ..atomic import atomic_open, atomic_write_text
-from .core import STREAMS, CompareResult
+from .core import CompareResult
+from .pipeline import STREAMS
 
-__all__ = ["table", "write_json", "write_csv", "write_plot", "JSON_SCHEMA_VERSION"]
+__all__ = ["table", "write", "write_json", "write_csv", "write_plot", "to_json", "JSON_SCHEMA_VERSION"]
 
 JSON_SCHEMA_VERSION = 1
 LABELS = {"vmaf": "VMAF", "vmaf_neg": "VMAF NEG", "psnr_y": "PSNR-Y (dB)", "ssim": "SSIM"}
@@ -39,6 +40,11 @@ def table(result: CompareResult) -> str:
 def to_json(result: CompareResult) -> dict:
     """The documented JSON document (see docs/compare.md)."""
     return {"schema_version": JSON_SCHEMA_VERSION, **result.to_dict()}
+
+
+def write(flag: str, result: CompareResult, path: Path) -> None:
+    """Write ``result`` in the format of the CLI flag ``--json``, ``--csv`` or ``--plot``."""
+    {"--json": write_json, "--csv": write_csv, "--plot": write_plot}[flag](result, path)
 
 
 def write_json(result: CompareResult, path: Path) -> None:

@@ -22,13 +22,32 @@ import vapoursynth as vs
 
 from ..errors import VmafError
 
-__all__ = ["BUILTIN_VMAF_MODELS", "METRICS", "VmafError", "VmafScorer", "pix_fmt_for", "vs_to_av",
-           "check_vmaf_model"]
+__all__ = ["BUILTIN_VMAF_MODELS", "METRICS", "MIN_SIZE", "VmafError", "VmafScorer", "Scores", "pix_fmt_for",
+           "vs_to_av", "check_vmaf_model", "check_frame_size", "pool"]
 
 #: Models built into PyAV's libvmaf (``version=``); anything else must be a path to a model file.
 BUILTIN_VMAF_MODELS = ("vmaf_v0.6.1", "vmaf_v0.6.1neg", "vmaf_4k_v0.6.1", "vmaf_b_v0.6.3")
 #: Our metric name -> libvmaf's per-frame key.
 METRICS = {"vmaf": "vmaf", "vmaf_neg": "vmaf_neg", "psnr_y": "psnr_y", "ssim": "float_ssim"}
+#: Smallest width and height libvmaf's extractors handle: at 16 pixels on either side (2x2 and 7x5
+#: too) PyAV's libvmaf and the ffmpeg CLI's crash with SIGSEGV, whatever the other side and features;
+#: 17x17 scores (measured: every W x H with W or H <= 16 crashed, W, H >= 17 scored, up to 1000x17).
+MIN_SIZE = 17
+
+
+def check_frame_size(width: int, height: int) -> None:
+    """Refuse frames libvmaf would crash on, before any libvmaf graph is built."""
+    if width < MIN_SIZE or height < MIN_SIZE:
+        raise VmafError(f"frames of {width}x{height} are too small for libvmaf: it needs at least "
+                        f"{MIN_SIZE}x{MIN_SIZE} pixels (it crashes below); scale the inputs up first")
+
+
+def pool(values: list[float]) -> dict[str, float]:
+    """libvmaf's poolings of per-frame values: mean and harmonic mean (``n / sum(1/(x+1)) - 1``), plus
+    the minimum and the 5th percentile."""
+    arr = np.asarray(values, dtype=np.float64)
+    return {"mean": float(arr.mean()), "harmonic_mean": float(len(arr) / np.sum(1.0 / (arr + 1.0)) - 1.0),
+            "min": float(arr.min()), "p5": float(np.percentile(arr, 5))}
 
 
 def pix_fmt_for(fmt: vs.VideoFormat) -> str:
@@ -84,11 +103,12 @@ def check_vmaf_model(vmaf_model: str) -> None:
 
 @dataclass
 class Scores:
-    """libvmaf's result: per-frame values (lists, one per scored frame) and its pooled means."""
+    """libvmaf's result: per-frame values (lists, one per scored frame) and its pooled means (None when
+    the frames are a subset of what libvmaf scored: pool them with :func:`pool`)."""
 
     frame_numbers: list[int]
     per_frame: dict[str, list[float]]
-    pooled: dict[str, dict[str, float]]
+    pooled: dict[str, dict[str, float]] | None
 
 
 class VmafScorer:
@@ -103,6 +123,7 @@ class VmafScorer:
 
     def __init__(self, width: int, height: int, pix_fmt: str, time_base: Fraction, vmaf_model: str,
                  subsample: int = 1, threads: int = 0) -> None:
+        check_frame_size(width, height)
         fd, self._log = tempfile.mkstemp(prefix="vsfilter-vmaf-", suffix=".json")
         os.close(fd)
         threads = threads or os.cpu_count() or 1
@@ -155,6 +176,13 @@ class VmafScorer:
         per_frame = {ours: [float(f["metrics"][theirs]) for f in frames] for ours, theirs in METRICS.items()}
         pooled = {ours: data["pooled_metrics"][theirs] for ours, theirs in METRICS.items()}
         return Scores([int(f["frameNum"]) for f in frames], per_frame, pooled)
+
+    def abort(self) -> None:
+        """Drop the graph without scoring (an error or an interruption): no temporary file is left."""
+        try:
+            self._release()
+        finally:
+            self._cleanup()
 
     def _release(self) -> None:
         self._graph = self._dist = self._ref = self._sink = None
