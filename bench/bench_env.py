@@ -9,7 +9,8 @@ __all__ = ["cpu_name", "describe_machine"]
 
 def cpu_name() -> str:
     try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        with open("/proc/cpuinfo") as fh:
+            return next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
     except (OSError, StopIteration):
         return "unknown CPU"
 
@@ -17,7 +18,8 @@ def cpu_name() -> str:
 def describe_machine() -> str:
     flags: set[str] = set()
     try:
-        flags = set(next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split())
+        with open("/proc/cpuinfo") as fh:
+            flags = set(next(line for line in fh if line.startswith("flags")).split())
     except (OSError, StopIteration):
         pass
     ext = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_bf16") if f in flags]

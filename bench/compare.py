@@ -22,14 +22,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import vsfilter  # noqa: E402,F401  (imports OpenVINO before vs.core)
-
 import numpy as np  # noqa: E402
 
-from media import encode_pan  # noqa: E402
+import vsfilter  # noqa: E402,F401  (imports OpenVINO before vs.core)
 from vsfilter.backends import openvino_runtime_library  # noqa: E402
 from vsfilter.cache import cache_dir  # noqa: E402
 from vsfilter.compare import compare  # noqa: E402
+
+from media import encode_pan  # noqa: E402
 
 
 def make_pair(frames: int) -> tuple[Path, Path]:

@@ -20,15 +20,17 @@ import argparse
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import vsfilter  # noqa: E402  (imports OpenVINO before vs.core loads vs-mlrt-ov's copy)
-
 import numpy as np  # noqa: E402
 import vapoursynth as vs  # noqa: E402
+
+import vsfilter  # noqa: E402  (imports OpenVINO before vs.core loads vs-mlrt-ov's copy)
+
 from bench_env import describe_machine  # noqa: E402
 
 core = vs.core
@@ -104,12 +106,12 @@ def cuda_rows(rows: dict, run, clip, spec, width: int, height: int, frames: int)
         for precision in ("fp32", "fp16"):
             for streams in (2, 4):
                 run(f"vmaf_pre TORCH_CUDA {precision} streams={streams}",
-                    lambda: vsfilter.vmaf_pre(clip, model=spec, backend=TORCH_CUDA(num_streams=streams),
-                                              precision=precision))
+                    partial(vsfilter.vmaf_pre, clip, model=spec, backend=TORCH_CUDA(num_streams=streams),
+                            precision=precision))
     if cuda_available():
         for precision in ("fp32", "fp16"):
             run(f"vmaf_pre ORT_CUDA {precision}",
-                lambda: vsfilter.vmaf_pre(clip, model=spec, backend=ORT_CUDA(num_streams=2), precision=precision))
+                partial(vsfilter.vmaf_pre, clip, model=spec, backend=ORT_CUDA(num_streams=2), precision=precision))
 
 
 def print_cuda(rows: dict, width: int, height: int, frames: int) -> None:
@@ -139,7 +141,7 @@ def main() -> int:
         grays = core.std.Expr(clip.std.ShufflePlanes(0, vs.GRAY), "x 255 /", format=vs.GRAYS)
         rows: dict[str, float] = {}
 
-        def run(label: str, make) -> None:
+        def run(label: str, make, rows=rows) -> None:
             try:
                 rows[label] = fps_of(make(), warmup=2 if args.device == "cpu" else 24)
             except (vs.Error, AttributeError) as exc:
@@ -150,15 +152,15 @@ def main() -> int:
             print_cuda(rows, width, height, args.frames)
             continue
         else:
-            run("ort.Model fp32 (vs-mlrt)", lambda: core.ort.Model(grays, network_path=path))
+            run("ort.Model fp32 (vs-mlrt)", partial(lambda g: core.ort.Model(g, network_path=path), grays))
             for streams in (1, 2):
                 run(f"ov.Model num_streams={streams} (vs-mlrt)",
-                    lambda: core.ov.Model(grays, network_path=path, num_streams=streams))
+                    partial(lambda g, s: core.ov.Model(g, network_path=path, num_streams=s), grays, streams))
             rows["bare ORT session.run loop"] = bare_ort_fps(path, width, height, args.frames)
-            run("vmaf_pre ORT fp32", lambda: vsfilter.vmaf_pre(clip, model=path, device="cpu"))
+            run("vmaf_pre ORT fp32", partial(vsfilter.vmaf_pre, clip, model=path, device="cpu"))
             for precision in ("fp32", "bf16", "int8"):
                 run(f"vmaf_pre OpenVINO {precision}",
-                    lambda: vsfilter.vmaf_pre(clip, model=args.model, device="openvino", precision=precision))
+                    partial(vsfilter.vmaf_pre, clip, model=args.model, device="openvino", precision=precision))
         print(f"\n{width}x{height}, {args.frames} frames")
         ort_peer = rows.get("ort.Model fp32 (vs-mlrt)")
         ov_peers = [v for k, v in rows.items() if k.startswith("ov.Model")]

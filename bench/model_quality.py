@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import vsfilter  # noqa: E402,F401  (imports OpenVINO before vs.core)
-
 import numpy as np  # noqa: E402
+
+import vsfilter  # noqa: E402,F401  (imports OpenVINO before vs.core)
 
 ENCODES = {"x264 crf38": ("libx264", {"crf": "38", "preset": "medium"}),
            "x265 crf36": ("libx265", {"crf": "36", "preset": "medium", "x265-params": "log-level=error"}),

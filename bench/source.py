@@ -18,13 +18,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import vsfilter  # noqa: E402
-
 import numpy as np  # noqa: E402
 import vapoursynth as vs  # noqa: E402
 
-from media import encode_pan  # noqa: E402
+import vsfilter  # noqa: E402
 from vsfilter.cache import cache_dir  # noqa: E402
+
+from media import encode_pan  # noqa: E402
 
 
 def make_clip(minutes: float) -> Path:
@@ -71,10 +71,10 @@ def main() -> int:
 
         clip, first = timed(open_and_first)
         n_seq = min(args.sequential, clip.num_frames)
-        _, t_seq = timed(lambda: [None for _ in clip[:n_seq].frames(close=True)])
+        _, t_seq = timed(lambda c=clip, k=n_seq: [None for _ in c[:k].frames(close=True)])
         order = random.Random(5).sample(range(clip.num_frames), min(args.random, clip.num_frames))
         fresh = open_clip()
-        _, t_rand = timed(lambda: [fresh.get_frame(n) for n in order])
+        _, t_rand = timed(lambda c=fresh, o=order: [c.get_frame(n) for n in o])
         rows[name] = {"first": first, "seq": n_seq / t_seq, "rand": len(order) / t_rand, "frames": clip.num_frames}
     ours, peer = rows["vsfilter.source"], rows["bs.VideoSource"]
     print(f"{path.name}: {ours['frames']} frames (BestSource: {peer['frames']})")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import vsfilter  # noqa: F401  (must come before vs.core)
-
 import numpy as np
 import pytest
 import vapoursynth as vs
+
+import vsfilter  # noqa: F401  (must come before vs.core)
 
 from onnx_builder import build_filter_onnx
 

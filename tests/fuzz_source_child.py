@@ -3,8 +3,9 @@
 import sys
 from pathlib import Path
 
-import vsfilter  # noqa: F401
 import vapoursynth as vs
+
+import vsfilter  # noqa: F401
 
 opened = errors = frames = 0
 for path in sorted(Path(sys.argv[1]).iterdir()):

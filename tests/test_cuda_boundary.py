@@ -12,13 +12,14 @@ import onnxruntime as ort
 import pytest
 import vapoursynth as vs
 
-from conftest import noise_clip, one_line_error
-from onnx_builder import build_filter_onnx
 from vsfilter import vmaf_pre
 from vsfilter.backends import ORT_CUDA, TORCH_CUDA, Precision
 from vsfilter.backends.base import float_filter_plane
 from vsfilter.backends.ort import cuda_provider_options
 from vsfilter.graphs import fp16_body, integer_io, skip_adds
+
+from conftest import noise_clip, one_line_error
+from onnx_builder import build_filter_onnx
 
 torch = pytest.importorskip("torch", reason="the train extra (torch) is needed for the PyTorch executor")
 
@@ -124,7 +125,7 @@ def test_cuda_errors_name_the_fix(core, filter_onnx):
         msg = one_line_error(lambda: vmaf_pre(clip, model=str(filter_onnx), backend=TORCH_CUDA()), "vmaf_pre: ")
         assert "TORCH_CUDA needs PyTorch with CUDA" in msg
     for precision in ("fp16", "tf32"):
-        msg = one_line_error(lambda: vmaf_pre(clip, model=str(filter_onnx), device="cpu", precision=precision),
+        msg = one_line_error(lambda p=precision: vmaf_pre(clip, model=str(filter_onnx), device="cpu", precision=p),
                              "vmaf_pre: ")
         assert f"precision='{precision}' is not available on ort-cpu" in msg and "CUDA" in msg
     msg = one_line_error(lambda: vmaf_pre(clip, model=str(filter_onnx), backend="cuda"), "vmaf_pre: ")

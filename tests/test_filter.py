@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import vapoursynth as vs
 
+from vsfilter import vmaf_pre
+
 from conftest import noise_clip, one_line_error, planes
 from onnx_builder import build_filter_onnx
-from vsfilter import vmaf_pre
 
 
 def _to_float(core, clip):
@@ -170,3 +171,37 @@ def test_cuda_without_cuda_is_a_clear_error(core, filter_onnx):
         pytest.skip("this machine has CUDA: the error path cannot be reached")
     clip = core.std.BlankClip(format=vs.GRAY8, width=32, height=32)
     assert "onnxruntime-gpu" in _error(lambda: vmaf_pre(clip, model=str(filter_onnx), device="cuda"))
+
+
+# ----------------------------------------------------------------------------------- pure parts
+
+
+def test_plan_axis_covers_every_pixel_once():
+    from vsfilter.tiling import Span, plan_axis
+
+    assert plan_axis(50, 64, 10) == [Span(0, 50, 0, 50)]  # one tile when the axis is shorter
+    for length, tile, overlap in ((200, 64, 10), (201, 48, 10), (1000, 1024, 10), (130, 40, 5)):
+        spans = plan_axis(length, tile, overlap)
+        assert spans[0].own0 == 0 and spans[-1].own1 == length and spans[-1].start + spans[-1].size == length
+        for a, b in zip(spans, spans[1:]):
+            assert a.own1 == b.own0  # owned ranges tile the axis with no gap and no overlap
+        for s in spans:  # every owned pixel has `overlap` context inside its tile, except at the frame edges
+            assert s.own0 - s.start >= (overlap if s.own0 > 0 else 0)
+            assert s.start + s.size - s.own1 >= (overlap if s.own1 < length else 0)
+
+
+def test_receptive_radius_is_the_longest_windowed_path(tmp_path):
+    import onnx
+
+    from vsfilter.models import receptive_radius
+
+    for blocks, radius in ((4, 10), (3, 8), (1, 4)):
+        graph = onnx.load(str(build_filter_onnx(tmp_path / f"b{blocks}.onnx", num_blocks=blocks))).graph
+        assert receptive_radius(graph) == (radius, None)
+    graph = onnx.load(str(build_filter_onnx(tmp_path / "d.onnx", num_blocks=1))).graph
+    for node in graph.node:
+        if node.op_type == "Conv" and node.name == "" and node.output[0] == "head":
+            node.attribute.append(onnx.helper.make_attribute("dilations", [2, 2]))
+    assert receptive_radius(graph)[0] == 5  # the dilated head conv reaches 2 pixels
+    graph.node.append(onnx.helper.make_node("Resize", ["output"], ["resized"]))
+    assert receptive_radius(graph)[1] == "Resize"

@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import vapoursynth as vs
 
-from conftest import noise_clip
 from vsfilter import vmaf_pre
 from vsfilter.backends import ORT_CUDA, TORCH_CUDA, cuda_available, torch_cuda_available
+
+from conftest import noise_clip
 
 pytestmark = pytest.mark.gpu
 

@@ -18,6 +18,8 @@ def test_wheel_carries_and_finds_the_models(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for f in ("registry.json", "learned_filter_v1.onnx", "learned_filter_v1.int8.onnx", "learned_filter_v1.json"):
         assert f"vsfilter/model/tiny/{f}" in names
+    assert "vsfilter/py.typed" in names
+    assert not [n for n in names if n.startswith("training/")], "the pipeline is not installed as a package"
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)],
                    check=True, timeout=600, capture_output=True)

@@ -8,8 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from media import encode_clip
 from vsfilter.compare import compare
+
+from media import encode_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -19,10 +19,10 @@ import pytest
 import vapoursynth as vs
 from onnx import TensorProto, helper, numpy_helper
 
+from vsfilter import vmaf_pre
+
 from conftest import noise_clip, one_line_error
 from media import encode_clip
-from onnx_builder import build_filter_onnx
-from vsfilter import vmaf_pre
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -187,7 +187,8 @@ def _model(path: Path, op: str) -> Path:
         nodes.append(helper.make_node("GlobalAveragePool", ["c"], ["g"]))
         nodes.append(helper.make_node("Add", ["c", "g"], ["output"]))
         out_shape = ["N", 1, "H", "W"]
-    graph = helper.make_graph(nodes, op, [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+    source = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 1, "H", "W"])
+    graph = helper.make_graph(nodes, op, [source],
                               [helper.make_tensor_value_info("output", TensorProto.FLOAT, out_shape)], inits)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     proto.ir_version = 8

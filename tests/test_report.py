@@ -8,12 +8,14 @@ import json
 import shutil
 import subprocess
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 
-from media import encode_clip
+pytest.importorskip("PIL", reason="the dev extra (Pillow) decodes the page's images")
+
 from vsfilter.compare.cli import main as cli_main
+
+from media import encode_clip
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

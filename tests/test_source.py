@@ -10,15 +10,18 @@ import numpy as np
 import pytest
 import vapoursynth as vs
 
-from conftest import one_line_error
-from media import clip_hash, encode_clip, linear_hashes
 from vsfilter import source
 
+from conftest import one_line_error
+from media import clip_hash, encode_clip, linear_hashes
+
 CODECS = {
-    "x264_bframes_open_gop.mp4": ("libx264", "yuv420p", {"x264-params": "keyint=12:min-keyint=4:bframes=3:open-gop=1:b-pyramid=normal", "preset": "ultrafast"}),
+    "x264_bframes_open_gop.mp4": ("libx264", "yuv420p", {
+        "x264-params": "keyint=12:min-keyint=4:bframes=3:open-gop=1:b-pyramid=normal", "preset": "ultrafast"}),
     "x264_422.mkv": ("libx264", "yuv422p", {"x264-params": "keyint=10:bframes=2"}),
     "x265.mp4": ("libx265", "yuv420p", {"x265-params": "keyint=10:bframes=4:log-level=error", "preset": "ultrafast"}),
-    "x265_10bit_open_gop.mkv": ("libx265", "yuv420p10le", {"x265-params": "keyint=8:bframes=3:open-gop=1:log-level=error", "preset": "ultrafast"}),
+    "x265_10bit_open_gop.mkv": ("libx265", "yuv420p10le", {
+        "x265-params": "keyint=8:bframes=3:open-gop=1:log-level=error", "preset": "ultrafast"}),
     "vp9.webm": ("libvpx-vp9", "yuv420p", {"g": "10", "deadline": "realtime", "cpu-used": "8"}),
     "svtav1.mkv": ("libsvtav1", "yuv420p", {"g": "12", "preset": "12"}),
     "ffv1_444p16.mkv": ("ffv1", "yuv444p16le", {}),
@@ -74,8 +77,9 @@ def test_nv12_p010_gbrp_are_planar(tmp_path):
     """Interleaved and RGB formats come out planar with the samples as coded."""
     import av
 
-    from media import _frame_from_luma, pattern
     from vsfilter.planes import frame_planes, layout_of
+
+    from media import _frame_from_luma, pattern
 
     for target, planar, bits in (("nv12", "yuv420p", 8), ("p010le", "yuv420p10le", 10), ("gbrp", "gbrp", 8)):
         ref = _frame_from_luma(pattern(3, 96, 64, bits), planar, bits)
@@ -227,18 +231,18 @@ def test_fuzz_truncated_and_flipped_files_never_crash_or_hang(clips, tmp_path):
 
 
 def test_sequential_and_interleaved_access_do_not_seek_per_frame(tmp_path, monkeypatch):
-    import vsfilter.pyav_source as src_mod
+    import vsfilter.decoding as src_mod
 
     path = encode_clip(tmp_path / "long.mp4", "libx264", frames=120,
                        options={"x264-params": "keyint=30:bframes=2"})
     seeks = []
-    original = src_mod._Cursor.seek
+    original = src_mod.Cursor.seek
 
     def counting(self, pts, from_start):
         seeks.append(pts)
         return original(self, pts, from_start)
 
-    monkeypatch.setattr(src_mod._Cursor, "seek", counting)
+    monkeypatch.setattr(src_mod.Cursor, "seek", counting)
     clip = source(path, cache=False)
     seeks.clear()
     linear = linear_hashes(path)
@@ -251,3 +255,46 @@ def test_sequential_and_interleaved_access_do_not_seek_per_frame(tmp_path, monke
         assert clip_hash(clip.get_frame(n)) == linear[n]
         assert clip_hash(clip.get_frame(60 + n)) == linear[60 + n]
     assert len(seeks) <= 2, f"interleaved read seeked {len(seeks)} times"
+
+
+# ----------------------------------------------------------------------------- the pure parts
+
+
+def test_seek_points_respect_open_gop_leading_pictures():
+    from vsfilter.index import _seek_points
+
+    # rows in decode order: (pts, order, key, duration); an open GOP: keyframe at 8, leading B at 6, 7
+    rows = np.array([(0, 0, 1, 1), (3, 1, 0, 1), (1, 2, 0, 1), (2, 3, 0, 1), (8, 4, 1, 1), (6, 5, 0, 1),
+                     (7, 6, 0, 1), (11, 7, 0, 1), (9, 8, 0, 1), (10, 9, 0, 1)], dtype=np.int64)
+    seek = dict(zip(rows[:, 0].tolist(), _seek_points(rows).tolist()))
+    assert seek[0] == seek[3] == seek[1] == 0
+    assert seek[6] == seek[7] == 0, "leading pictures decode from the keyframe before"
+    assert seek[8] == seek[9] == seek[11] == 8
+    late = np.array([(5, 0, 0, 1), (6, 1, 1, 1)], dtype=np.int64)  # no keyframe before the first frame
+    assert _seek_points(late).tolist() == [4, 6]
+
+
+def test_layout_of_pixel_formats():
+    from vsfilter.planes import layout_of
+
+    yuv = layout_of("yuv420p10le")
+    assert (yuv.family, yuv.bits, yuv.ssw, yuv.ssh) == ("yuv", 10, 1, 1)
+    assert layout_of("yuvj444p").ssw == 0 and layout_of("gray12le").bits == 12
+    p010 = layout_of("p010le")
+    assert p010.interleaved_chroma and p010.shift == 6
+    assert layout_of("gbrp").plane_order == (2, 0, 1)
+    assert layout_of("yuv420p10be") is None and layout_of("rgb24") is None and layout_of("yuv420pfoo") is None
+
+
+def test_frame_cache_is_bounded_in_bytes():
+    from vsfilter.decoding import FrameCache
+
+    cache = FrameCache(max_bytes=10_000, min_frames=3)
+    planes = [np.zeros((30, 100), np.uint8)]  # 3000 bytes a frame: 3 fit
+    for n in range(6):
+        cache.put(n, (planes, {}))
+    assert len(cache) == 3 and cache.get(0) is None and cache.get(5) is not None
+    big = FrameCache(max_bytes=10, min_frames=2)
+    for n in range(4):
+        big.put(n, (planes, {}))
+    assert len(big) == 2  # the floor, whatever the frame size

@@ -14,7 +14,8 @@ import pytest
 torch = pytest.importorskip("torch", reason="the train extra (torch) is needed; .ci/setup installs it")
 
 ROOT = Path(__file__).resolve().parents[1]
-SKIMAGE = Path(__import__("skimage").__file__).parent / "data"
+SKIMAGE = Path(pytest.importorskip("skimage", reason="the dev extra (scikit-image) is not installed")
+               .__file__).parent / "data"
 
 
 def step(module: str, *args: str, expect: int = 0) -> subprocess.CompletedProcess:
@@ -134,7 +135,8 @@ def test_fetch_konvid_from_dir(tmp_path):
 
     local = tmp_path / "local"
     local.mkdir()
-    for name, folder in (("KoNViD_1k_videos.zip", "KoNViD_1k_videos"), ("KoNViD_1k_metadata.zip", "KoNViD_1k_metadata")):
+    for folder in ("KoNViD_1k_videos", "KoNViD_1k_metadata"):
+        name = f"{folder}.zip"
         with zipfile.ZipFile(local / name, "w") as zf:
             zf.writestr(f"{folder}/readme.txt", "x")
     step("fetch_konvid_1k", "--output", str(tmp_path / "kv"), "--from-dir", str(local))

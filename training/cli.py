@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import functools
 import sys
-from typing import Callable
-
-from vsfilter.models import sha256_file  # noqa: F401  (re-exported for the steps)
-
+from collections.abc import Callable
 from pathlib import Path
 
 from vsfilter.errors import VsfilterError
+from vsfilter.models import sha256_file  # noqa: F401  (re-exported for the steps)
 
 __all__ = ["UsageError", "run_main", "sha256_file", "require_onnx", "check_output_file", "check_output_dir"]
 

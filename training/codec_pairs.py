@@ -136,7 +136,8 @@ def round_trip(frames: np.ndarray, encode: Encode) -> np.ndarray:
 # ------------------------------------------------------------------------------------- clip content
 
 
-def photo_clip(luma: np.ndarray, rng: np.random.Generator, frames: int, size: tuple[int, int]) -> tuple[np.ndarray, dict]:
+def photo_clip(luma: np.ndarray, rng: np.random.Generator, frames: int,
+               size: tuple[int, int]) -> tuple[np.ndarray, dict]:
     """``frames`` views of a photo moving as a camera would: a pan, a zoom or a shake (bicubic, subpixel).
 
     The motion is scaled down until every view lies inside the photo (no invented borders).

@@ -133,7 +133,8 @@ def _packages(images: Path | None) -> dict[str, str]:
     try:
         return {row["file"]: row["package"] for row in json.loads(listing.read_text())["files"]}
     except (ValueError, KeyError, TypeError):
-        raise UsageError(f"{listing} is damaged; rebuild the corpus with python -m training.offline_corpus --force") from None
+        raise UsageError(f"{listing} is damaged; rebuild the corpus with "
+                         "python -m training.offline_corpus --force") from None
 
 
 def split_by_package(samples: list[Sample], val_packages: list[str]) -> tuple[list[Sample], list[Sample]]:

@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         "export_check": {"max_abs_err_vs_torch": max_err},
         "license": "BSD-3-Clause-Plus-Patent",
         "run_provenance": {
-            "exported_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "checkpoint": {"path": str(args.c3_ckpt), "sha256": sha256_file(args.c3_ckpt),
                            "epoch": state.get("epoch")},
             "exporter_args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},

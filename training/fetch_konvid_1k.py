@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
                 reason = getattr(exc, "reason", exc)
                 raise UsageError(f"cannot download {args.base_url + name} ({reason}); this machine may be offline: "
-                                 "fetch the zips elsewhere and pass --from-dir, or train on --images/--videos") from None
+                                 "fetch the zips elsewhere and pass --from-dir, or train on "
+                                 "--images/--videos") from None
         verify_and_extract(dest, args.output, folder)
     print(f"KoNViD-1k ready in {args.output}")
     return 0

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -173,7 +173,7 @@ class Trainer:
             count += 1
         return float(total / max(1, count))
 
-    def run(self, on_chunk: Callable[["Trainer", dict], None] | None = None, validate: Callable | None = None,
+    def run(self, on_chunk: Callable[[Trainer, dict], None] | None = None, validate: Callable | None = None,
             deadline: float | None = None) -> None:
         """Chunks until ``schedule.steps`` (or ``deadline``, a ``time.monotonic()`` value)."""
         while self.step < self.schedule.steps:

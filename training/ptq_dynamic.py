@@ -1,6 +1,7 @@
 """Dynamic-PTQ INT8 as the card describes (``onnxruntime.quantization.quantize_dynamic``).
 
-    python -m training.ptq_dynamic --model model/tiny/learned_filter_v1.onnx --output runs/learned_filter_v1.int8-dynamic.onnx
+    python -m training.ptq_dynamic --model model/tiny/learned_filter_v1.onnx \\
+        --output runs/learned_filter_v1.int8-dynamic.onnx
 
 Kept for fidelity to the card. Its ConvInteger graph runs far *slower* than fp32 on CPU (we measured
 7-20x), so ``vmaf_pre(precision="int8")`` uses the static QDQ model from ``training.ptq_static``
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
             "tool": "training.ptq_dynamic", "file": args.output.name, "sha256": sha256_file(args.output),
             "shipped": False,
             "ms_640x360_ort_cpu": {"fp32": round(fp32_s * 1e3, 2), "int8_dynamic": round(int8_s * 1e3, 2)},
-            "note": "ConvInteger graph (card's dynamic PTQ) is slower than fp32 on CPU; vmaf_pre uses the static QDQ sidecar",
+            "note": ("ConvInteger graph (card's dynamic PTQ) is slower than fp32 on CPU; vmaf_pre uses the "
+                     "static QDQ sidecar"),
         }
         atomic_write_text(args.record, json.dumps(sidecar, indent=2) + "\n")
     return 0

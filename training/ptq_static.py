@@ -18,7 +18,7 @@ from pathlib import Path
 from vsfilter.atomic import atomic_output, atomic_write_text
 
 from .calibration import codec_split, crops, degraded_pairs
-from .cli import UsageError, check_output_file, require_onnx, run_main, sha256_file
+from .cli import check_output_file, require_onnx, run_main, sha256_file
 from .registry import update_registry
 
 QUANT_MODE = "static-qdq-per-channel"

@@ -169,7 +169,8 @@ def codec_data(args) -> tuple[list, list, dict]:
     """(train pairs, val pairs, data record) from a codec pair set, split by source package."""
     from .codec_pairs import load_pairs
 
-    listing = json.loads((args.pairs / "manifest.json").read_text()) if (args.pairs / "manifest.json").is_file() else None
+    manifest_file = args.pairs / "manifest.json"
+    listing = json.loads(manifest_file.read_text()) if manifest_file.is_file() else None
     if listing is None:
         raise UsageError(f"{args.pairs} is not a codec pair set (no manifest.json); build it with "
                          "python -m training.codec_pairs")
@@ -178,7 +179,8 @@ def codec_data(args) -> tuple[list, list, dict]:
         p for p in DEFAULT_VAL_PACKAGES if p in packages]
     missing = [p for p in val_packages if p not in packages]
     if missing:
-        raise UsageError(f"validation package(s) {', '.join(missing)} are not in the pair set; it has {', '.join(packages)}")
+        raise UsageError(f"validation package(s) {', '.join(missing)} are not in the pair set; "
+                         f"it has {', '.join(packages)}")
     train, train_clips = load_pairs(args.pairs, exclude=set(val_packages))
     val, val_clips = load_pairs(args.pairs, packages=set(val_packages))
     if not train or not val:
@@ -295,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         epoch = t.step / per_epoch
         with torch.inference_mode():
             return {"epoch": int(epoch) if epoch.is_integer() else round(epoch, 3),
-                    "val_l1": float(loss_fn(averaged()(val_x), val_y)), "val_l1_degraded_input": float(loss_fn(val_x, val_y))}
+                    "val_l1": float(loss_fn(averaged()(val_x), val_y)),
+                    "val_l1_degraded_input": float(loss_fn(val_x, val_y))}
 
     manifest = {
         "tool": "training.train_konvid", "model_id": model_id,

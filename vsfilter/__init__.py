@@ -49,7 +49,14 @@ _EXPORTS = {
     "openvino_runtime_library": "._openvino",
 }
 
-__all__ = ["compare", *_EXPORTS]
+__all__ = [  # noqa: RUF022 (grouped as the docstring lists them)
+    "vmaf_pre", "source", "compare", "CompareResult",
+    "ORT_CPU", "ORT_CUDA", "TORCH_CUDA", "OpenVINO", "Precision",
+    "ModelSpec", "load_registry", "model_dir", "resolve_model",
+    "VsfilterError", "BackendError", "ModelError", "SourceError", "CompareError",
+    "openvino_runtime_library",
+]
+assert set(__all__) == {"compare", *_EXPORTS}
 
 if TYPE_CHECKING:  # pragma: no cover
     from . import compare

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import os
 import signal
@@ -17,7 +18,8 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-__all__ = ["Terminated", "fail", "check_outputs", "cli_main"]
+__all__ = ["Terminated", "fail", "check_outputs", "cli_main", "OneLineParser", "positive_int", "non_negative_int",
+           "add_scoring_options", "parse_args"]
 
 
 class Terminated(BaseException):
@@ -69,11 +71,11 @@ def _raise_terminated(signum, frame) -> None:
     raise Terminated()
 
 
-def cli_main(prog: str) -> Callable[[Callable[[list[str] | None], int]], Callable[[list[str] | None], int]]:
+def cli_main(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """Decorate a CLI ``main``: SIGTERM becomes :class:`Terminated`; an interruption prints one line and
     leaves the process at once with 130 (SIGINT) or 143 (SIGTERM)."""
 
-    def wrap(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
+    def wrap(main: Callable[..., int]) -> Callable[..., int]:
         @functools.wraps(main)
         def wrapped(argv: list[str] | None = None) -> int:
             previous = signal.signal(signal.SIGTERM, _raise_terminated) \
@@ -106,3 +108,47 @@ def _leave(prog: str, code: int) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line (``<tool>: error: ...``) and exit code 2."""
+
+    def __init__(self, tool: str, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.tool = tool
+
+    def error(self, message: str):
+        raise SystemExit(fail(self.tool, message))
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def add_scoring_options(ap: argparse.ArgumentParser) -> None:
+    """The options compare and batch share: the pre-filter and how libvmaf scores."""
+    ap.add_argument("--model", default="learned_filter_v1",
+                    help="pre-filter: registry id (learned_filter_v1, learned_filter_codec_v1) or .onnx path")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "openvino"])
+    ap.add_argument("--precision", default="fp32", choices=["auto", "fp32", "tf32", "fp16", "bf16", "int8"])
+    ap.add_argument("--vmaf-model", default="vmaf_v0.6.1",
+                    help="vmaf_v0.6.1 (default), vmaf_4k_v0.6.1, ... or a path to a libvmaf model file")
+    ap.add_argument("--subsample", type=positive_int, default=1, help="score (and filter) every N-th frame")
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace | int:
+    """The parsed arguments, or the exit code of ``--help`` (0) or of a usage error (2)."""
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)

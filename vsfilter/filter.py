@@ -128,7 +128,8 @@ def _check_clip(clip: object) -> None:
             "first (e.g. clip.resize.Bicubic(format=vs.YUV444P16, matrix_s='709'))"
         )
     if fmt.sample_type == vs.INTEGER and not 8 <= fmt.bits_per_sample <= 16:
-        raise vs.Error(f"vmaf_pre: {fmt.name} has {fmt.bits_per_sample}-bit samples; 8-16 bit integer or float is needed")
+        raise vs.Error(f"vmaf_pre: {fmt.name} has {fmt.bits_per_sample}-bit samples; 8-16 bit integer or float "
+                       "is needed")
 
 
 def _check_options(threads: object, num_streams: object, tile_batch: object) -> None:

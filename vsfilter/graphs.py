@@ -61,7 +61,8 @@ def fp16_body(proto: onnx.ModelProto) -> onnx.ModelProto:
     if not any(n.name in skips and result in n.output for n in graph.node):
         for node in nodes:
             node.output[:] = ["vsf_output_fp16" if n == result else n for n in node.output]
-        nodes.append(helper.make_node("Cast", ["vsf_output_fp16"], [result], to=TensorProto.FLOAT, name="vsf_output_fp32"))
+        nodes.append(helper.make_node("Cast", ["vsf_output_fp16"], [result], to=TensorProto.FLOAT,
+                                      name="vsf_output_fp32"))
     del graph.node[:]
     graph.node.extend(nodes)
     del graph.value_info[:]

@@ -57,7 +57,7 @@ class FrameIndex:
                                                       "tail_checked": self.tail_checked})))
 
     @classmethod
-    def load(cls, path: Path, meta: dict) -> "FrameIndex | None":
+    def load(cls, path: Path, meta: dict) -> FrameIndex | None:
         """The index stored at ``path`` if it is intact and was built for ``meta``, else None (rebuild).
 
         A damaged entry (empty, truncated, not an npz, wrong arrays) is never fatal: the caller rebuilds
@@ -98,19 +98,19 @@ def build_index(container: av.container.InputContainer, stream: av.video.stream.
             bar.update(packet.pos)
     bar.close()
     if not rows:
-        return FrameIndex(*(np.zeros(0, np.int64) for _ in range(3)), np.zeros(0, bool),
-                          _time_base(stream))
+        empty = np.zeros(0, np.int64)
+        return FrameIndex(empty, empty.copy(), empty.copy(), np.zeros(0, bool), _time_base(stream))
     arr = np.array(rows, dtype=np.int64)
     # Keep one packet per PTS (a duplicate PTS is a broken mux: the decoder outputs one picture).
     arr = arr[np.unique(arr[:, 0], return_index=True)[1]]
     seek = _seek_points(arr)
     by_pts = np.argsort(arr[:, 0], kind="stable")
     arr, seek = arr[by_pts], seek[by_pts]
-    pts = arr[:, 0]
-    duration = np.empty_like(pts)
-    duration[:-1] = np.diff(pts)
-    duration[-1] = arr[-1, 3] if arr[-1, 3] > 0 else (duration[-2] if len(pts) > 1 else 1)
-    return FrameIndex(pts, duration, seek, arr[:, 2].astype(bool), _time_base(stream))
+    ordered = arr[:, 0]
+    duration = np.empty_like(ordered)
+    duration[:-1] = np.diff(ordered)
+    duration[-1] = arr[-1, 3] if arr[-1, 3] > 0 else (duration[-2] if len(ordered) > 1 else 1)
+    return FrameIndex(ordered, duration, seek, arr[:, 2].astype(bool), _time_base(stream))
 
 
 def _seek_points(arr: np.ndarray) -> np.ndarray:

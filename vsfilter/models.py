@@ -191,7 +191,8 @@ def _spec_from_registry(entry: dict, directory: Path, verify: bool) -> ModelSpec
         int8_path = directory / entry["int8_onnx"]
         int8_sha = entry.get("int8_sha256")
         if not int8_path.is_file():
-            int8_error = f"registry model {entry['id']!r}: its INT8 sidecar {int8_path.name} is missing (reinstall vsfilter)"
+            int8_error = (f"registry model {entry['id']!r}: its INT8 sidecar {int8_path.name} is missing "
+                          "(reinstall vsfilter)")
         elif verify and sha256_file(int8_path) != int8_sha:
             int8_error = (f"registry model {entry['id']!r}: sha256 of its INT8 sidecar {int8_path.name} does not match "
                           "the registry; the file is corrupt or was replaced (reinstall vsfilter, or use fp32/bf16)")

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
 import av
 import numpy as np
 
-__all__ = ["plane_array", "PlaneLayout", "layout_of", "frame_planes", "luma_u8"]
+if TYPE_CHECKING:
+    from .decoding import StreamInfo
+
+__all__ = ["plane_array", "PlaneLayout", "layout_of", "frame_planes", "frame_props", "luma_u8", "PICT_TYPES"]
+
+#: AVPictureType -> VapourSynth's _PictType.
+PICT_TYPES = {1: "I", 2: "P", 3: "B", 4: "S", 5: "i", 6: "p", 7: "b"}
 
 
 class PlaneLayout:
@@ -106,3 +115,35 @@ def frame_planes(frame: av.VideoFrame, layout: PlaneLayout, copy: bool = True) -
     if layout.shift:
         return [p >> layout.shift for p in planes]
     return [p.copy() for p in planes] if copy else planes
+
+
+def frame_props(frame: av.VideoFrame, layout: PlaneLayout, pix_fmt: str, info: StreamInfo, duration: int,
+                since_first: int) -> dict:
+    """VapourSynth frame props of a decoded frame.
+
+    Every frame gets every prop; unspecified colour values stay 2 (unspecified), an unspecified range is
+    limited for YUV (FFmpeg's assumption) and full for RGB and yuvj, an unknown SAR is 1:1.
+
+    Args:
+        frame: the decoded frame.
+        layout: its plane layout.
+        pix_fmt: its pixel format name.
+        info: the stream's timing.
+        duration: the frame's duration in time-base ticks.
+        since_first: its PTS minus the first frame's, in ticks.
+    """
+    rgb = layout.family == "rgb"
+    full = frame.color_range == 2 or pix_fmt.startswith("yuvj") or rgb
+    props: dict = {"_Range": 0 if full else 1, "_ColorRange": 0 if full else 1}
+    props["_Matrix"] = 0 if rgb else int(frame.colorspace or 2)
+    props["_Primaries"] = int(frame.color_primaries or 2)
+    props["_Transfer"] = int(frame.color_trc or 2)
+    props["_ChromaLocation"] = max(0, int(frame.chroma_location or 1) - 1)
+    props["_FieldBased"] = (2 if getattr(frame, "top_field_first", True) else 1) if frame.interlaced_frame else 0
+    props["_PictType"] = PICT_TYPES.get(int(frame.pict_type), "U")
+    dur = Fraction(int(duration)) * info.time_base
+    props["_DurationNum"], props["_DurationDen"] = dur.numerator, dur.denominator
+    props["_AbsoluteTime"] = float(since_first * info.time_base)
+    sar = info.sar if info.sar and info.sar > 0 else Fraction(1)
+    props["_SARNum"], props["_SARDen"] = sar.numerator, sar.denominator
+    return props

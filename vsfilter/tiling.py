@@ -8,8 +8,8 @@ exactly the context it would see in the whole frame, and the stitched result equ
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 

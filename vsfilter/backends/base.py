@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -129,15 +129,15 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-class Pool:
+class Pool[W]:
     """A fixed set of workers (sessions, infer requests, CUDA streams) lent to one caller at a time."""
 
-    def __init__(self, make: Callable[[], object], size: int) -> None:
-        self._free: queue.SimpleQueue = queue.SimpleQueue()
+    def __init__(self, make: Callable[[], W], size: int) -> None:
+        self._free: queue.SimpleQueue[W] = queue.SimpleQueue()
         for _ in range(size):
             self._free.put(make())
 
-    def run(self, fn: Callable[[object], np.ndarray]) -> np.ndarray:
+    def run(self, fn: Callable[[W], np.ndarray]) -> np.ndarray:
         worker = self._free.get()
         try:
             return fn(worker)
@@ -151,12 +151,12 @@ class ShapePools:
     ``build(key)`` runs under a lock, once per key, even when several threads ask at once.
     """
 
-    def __init__(self, build: Callable[[tuple], Pool]) -> None:
+    def __init__(self, build: Callable[[Any], Pool[Any]]) -> None:
         self._build = build
-        self._pools: dict[tuple, Pool] = {}
+        self._pools: dict[Any, Pool[Any]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: tuple) -> Pool:
+    def get(self, key: Any) -> Pool[Any]:
         pool = self._pools.get(key)
         if pool is None:
             with self._lock:

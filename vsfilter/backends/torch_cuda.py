@@ -25,7 +25,7 @@ import importlib.util
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -93,7 +93,7 @@ def build_module(path: Path, input_name: str, output_name: str):
                 self.names[name] = key
             self.half_dtype = None
 
-        def set_half(self, dtype) -> "Module":
+        def set_half(self, dtype) -> Module:
             """Run the body in ``dtype`` (float16/bfloat16), the skip Adds on the input in float32."""
             self.half_dtype = dtype
             for key in self.names.values():
@@ -103,9 +103,10 @@ def build_module(path: Path, input_name: str, output_name: str):
             return self
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            values = {input_name: x if self.half_dtype is None else x.to(self.half_dtype)}
+            values: dict[str, Any] = {input_name: x if self.half_dtype is None else x.to(self.half_dtype)}
             for op, ins, outs, attrs in nodes:
-                args = [values[n] if n in values else getattr(self, self.names[n]) if n else None for n in ins]
+                args: list[Any] = [values[n] if n in values else getattr(self, self.names[n]) if n else None
+                                   for n in ins]
                 if op == "Conv":
                     out = F.conv2d(args[0], args[1], args[2] if len(args) > 2 else None, **attrs)
                 elif op == "Relu":
@@ -146,11 +147,11 @@ def integer_pipeline(module, samples, bits: int):
 class _Slot:
     """One CUDA stream with its pinned host buffers, device buffers and captured graph for one shape."""
 
-    def __init__(self, runner: "_TorchRunner", shape: tuple[int, int], bits: int) -> None:
+    def __init__(self, runner: _TorchRunner, shape: tuple[int, int], bits: int) -> None:
         import torch
 
         cuda = runner.device.type == "cuda"
-        self.stream = torch.cuda.Stream(device=runner.device) if cuda else None
+        self.stream: Any = torch.cuda.Stream(device=runner.device) if cuda else None
         host = torch.uint8 if bits == 8 else torch.int16  # uint16 samples travel as int16 bit patterns
         self.host_in = torch.empty(shape, dtype=host, pin_memory=cuda)
         self.host_out = torch.empty(shape, dtype=host, pin_memory=cuda)
@@ -161,19 +162,21 @@ class _Slot:
         self.runner, self.bits = runner, bits
         if not cuda:  # the CPU twin (tests): same conversions and model, no streams or graphs
             return
-        with torch.cuda.stream(self.stream), runner.cudnn_flags():
+        stream: Any = self.stream
+        with torch.cuda.stream(stream), runner.cudnn_flags():
             self.dev_out = self._pipeline()  # also warms cuDNN's algorithm choice for this shape
-            self.stream.synchronize()
+            stream.synchronize()
             if runner.cuda_graphs:
                 for _ in range(2):
                     self._pipeline()
-                self.stream.synchronize()
+                stream.synchronize()
                 self.graph = self._capture()
 
     def _capture(self):
         """The pipeline as a CUDA graph; None (plain launches) if capturing fails twice."""
         import torch
 
+        assert self.stream is not None
         for _ in range(2):
             graph = torch.cuda.CUDAGraph()
             try:
@@ -196,7 +199,8 @@ class _Slot:
         np.copyto(self.np_in, plane)
         if self.stream is None:
             return integer_pipeline(self.runner.module, self.host_in, self.bits).numpy().view(self.np_out.dtype).copy()
-        with torch.cuda.stream(self.stream):
+        stream = self.stream
+        with torch.cuda.stream(stream):
             self.dev_in.copy_(self.host_in, non_blocking=True)
             if self.graph is not None:
                 self.graph.replay()
@@ -204,7 +208,7 @@ class _Slot:
                 with self.runner.cudnn_flags():
                     self.dev_out = self._pipeline()
             self.host_out.copy_(self.dev_out, non_blocking=True)
-        self.stream.synchronize()
+        stream.synchronize()
         return self.np_out.copy()
 
 

@@ -6,52 +6,37 @@ import argparse
 import sys
 from pathlib import Path
 
-from .._cli import check_outputs, cli_main, fail
+from .._cli import (
+    OneLineParser,
+    add_scoring_options,
+    check_outputs,
+    cli_main,
+    fail,
+    non_negative_int,
+    parse_args,
+    positive_int,
+)
 
 __all__ = ["main", "build_parser"]
 
 PROG = "compare"
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit code 2 (argparse prints the usage too)
-        raise SystemExit(fail(PROG, message))
-
-
 def build_parser() -> argparse.ArgumentParser:
-    ap = _Parser(
-        prog="python -m vsfilter.compare",
+    ap = OneLineParser(
+        PROG, prog="python -m vsfilter.compare",
         description="Score DIST and vmaf_pre(DIST) against REF with libvmaf (VMAF, VMAF NEG, PSNR-Y, SSIM).")
     ap.add_argument("reference", nargs="?", help="reference video")
     ap.add_argument("distorted", nargs="?", help="distorted video")
     ap.add_argument("--demo", action="store_true", help="run on the embedded demo pair (no files needed)")
-    ap.add_argument("--model", default="learned_filter_v1",
-                    help="pre-filter: registry id (learned_filter_v1, learned_filter_codec_v1) or .onnx path")
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "openvino"])
-    ap.add_argument("--precision", default="fp32", choices=["auto", "fp32", "tf32", "fp16", "bf16", "int8"])
-    ap.add_argument("--vmaf-model", default="vmaf_v0.6.1",
-                    help="vmaf_v0.6.1 (default), vmaf_4k_v0.6.1, ... or a path to a libvmaf model file")
-    ap.add_argument("--subsample", type=_positive, default=1,
-                    help="score (and filter) every N-th frame")
-    ap.add_argument("--threads", type=_non_negative, default=0, help="libvmaf and filter threads (0 = automatic)")
-    ap.add_argument("--frames", type=_positive, help="score at most N frames")
-    ap.add_argument("--tilesize", type=_non_negative, default=None,
+    add_scoring_options(ap)
+    ap.add_argument("--threads", type=non_negative_int, default=0,
+                    help="libvmaf and filter threads (0 = automatic; 1 = everything on one core)")
+    ap.add_argument("--frames", type=positive_int, help="score at most N frames")
+    ap.add_argument("--tilesize", type=non_negative_int, default=None,
                     help="vmaf_pre tile size (default: automatic, bounded memory; 0 = whole frames)")
-    ap.add_argument("--no-scale", action="store_true", help="error instead of scaling a distorted stream of another size")
+    ap.add_argument("--no-scale", action="store_true",
+                    help="error instead of scaling a distorted stream of another size")
     ap.add_argument("--force", action="store_true", help="compare frame by frame even if the frame rates differ")
     ap.add_argument("--json", type=Path, metavar="OUT", help="write the full result as JSON (docs/compare.md)")
     ap.add_argument("--csv", type=Path, metavar="OUT", help="write per-frame scores as CSV")
@@ -64,10 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 @cli_main(PROG)
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:
-        return int(exc.code or 0)
+    args = parse_args(build_parser(), argv)
+    if isinstance(args, int):
+        return args
     if args.demo and (args.reference or args.distorted):
         return fail(PROG, "--demo takes no input files")
     if not args.demo and not (args.reference and args.distorted):
@@ -117,7 +101,8 @@ def _run(args: argparse.Namespace, outputs: list) -> int:
                          tilesize=args.tilesize)
         rng = ScoreRange(0, pair.count, args.vmaf_model, args.subsample, args.threads)
         scores = score_range(pair.ref, pair.dist, pair.pre, rng, progress)
-        result = result_from_scores(args.reference, args.distorted, pair, args.vmaf_model, scores)
+        result = result_from_scores(args.reference, args.distorted, pair.plan.describe(), pair.notes, pair.warnings,
+                                    args.vmaf_model, scores)
     except RateMismatchError as exc:
         return fail(PROG, f"{exc.reason}; pass --force to compare frame by frame anyway")
     except SizeMismatchError as exc:

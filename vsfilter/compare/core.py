@@ -124,7 +124,8 @@ def compare(reference: str | os.PathLike, distorted: str | os.PathLike, *, model
                      subsample=subsample, threads=threads, frames=frames, scale=scale, force=force, tilesize=tilesize)
     rng = ScoreRange(0, pair.count, vmaf_model, subsample, threads)
     scores = score_range(pair.ref, pair.dist, pair.pre, rng, progress)
-    return result_from_scores(reference, distorted, pair, vmaf_model, scores)
+    return result_from_scores(reference, distorted, pair.plan.describe(), pair.notes, pair.warnings, vmaf_model,
+                              scores)
 
 
 def open_pair(reference, distorted, *, model="learned_filter_v1", device="auto", precision="fp32",
@@ -142,7 +143,7 @@ def open_pair(reference, distorted, *, model="learned_filter_v1", device="auto",
         plan = plan_filter(model, device=device, precision=precision, threads=threads)
     except VsfilterError as exc:
         raise CompareError(str(exc)) from None
-    ref, dist = _open(reference, "reference"), _open(distorted, "distorted")
+    ref, dist = _open(reference, "reference", threads), _open(distorted, "distorted", threads)
     try:
         check_frame_size(ref.width, ref.height)
     except VsfilterError as exc:
@@ -168,33 +169,42 @@ def open_pair(reference, distorted, *, model="learned_filter_v1", device="auto",
     return Pair(ref[:count], dist[:count], pre[:count], plan, count, notes, warnings)
 
 
-def result_from_scores(reference, distorted, pair: Pair, vmaf_model: str,
-                       scores: dict[str, Scores]) -> CompareResult:
-    """The :class:`CompareResult` of scored streams (pooled from libvmaf, or from the per-frame values)."""
+def result_from_scores(reference, distorted, model_info: dict, notes: list[str], warnings: list[str],
+                       vmaf_model: str, scores: dict[str, Scores]) -> CompareResult:
+    """The :class:`CompareResult` of scored streams (pooled from libvmaf, or from the per-frame values).
+
+    Args:
+        reference, distorted: the input paths, as given.
+        model_info: the filter plan's ``describe()``.
+        notes, warnings: what aligning the inputs found.
+        vmaf_model: the VMAF model used.
+        scores: per stream, libvmaf's scores.
+    """
     pooled: dict[str, dict] = {k: {} for k in ("mean", "harmonic_mean", "min", "p5")}
     for stream in STREAMS:
         for k in pooled:
             pooled[k][stream] = {}
-        for metric, key in METRICS.items():
+        for metric in METRICS:
             stats = pool(scores[stream].per_frame[metric])
-            if scores[stream].pooled is not None:  # libvmaf's own means: what the ffmpeg CLI reports
-                stats |= {k: float(scores[stream].pooled[metric][k]) for k in ("mean", "harmonic_mean")}
+            libvmaf = scores[stream].pooled
+            if libvmaf is not None:  # libvmaf's own means: what the ffmpeg CLI reports
+                stats |= {k: float(libvmaf[metric][k]) for k in ("mean", "harmonic_mean")}
             for k in pooled:
                 pooled[k][stream][metric] = stats[k]
     delta = {m: pooled["mean"]["prefiltered"][m] - pooled["mean"]["distorted"][m] for m in METRICS}
     numbers = scores["distorted"].frame_numbers
     per_frame = [{"frame": n, **{s: {m: scores[s].per_frame[m][i] for m in METRICS} for s in STREAMS}}
                  for i, n in enumerate(numbers)]
-    result = CompareResult(str(reference), str(distorted), pair.plan.describe(), vmaf_model, len(numbers),
+    result = CompareResult(str(reference), str(distorted), dict(model_info), vmaf_model, len(numbers),
                            pooled["mean"], pooled["harmonic_mean"], pooled["min"], pooled["p5"], delta, per_frame,
-                           list(pair.notes), list(pair.warnings))
+                           list(notes), list(warnings))
     _warn_gaming(result)
     return result
 
 
-def _open(path, role: str) -> vs.VideoNode:
+def _open(path, role: str, threads: int) -> vs.VideoNode:
     try:
-        return source(path)
+        return source(path, threads=threads)
     except vs.Error as exc:
         raise CompareError(f"{role}: {str(exc).removeprefix('source: ')}") from None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
 import numpy as np
@@ -30,15 +31,19 @@ def _landscape(seed: int = 2026) -> np.ndarray:
         step = 2 ** (7 - octave)
         coarse = rng.random((h // step + 2, w // step + 2))
         up = np.kron(coarse, np.ones((step, step)))[:h, :w]
-        k = np.ones(step) / step  # smooth the blocks into gentle slopes
-        up = np.apply_along_axis(lambda r: np.convolve(r, k, "same"), 1, up)
-        up = np.apply_along_axis(lambda c: np.convolve(c, k, "same"), 0, up)
+        up = _smooth(up, np.ones(step) / step)
         img += up / octave
     img = (img - img.min()) / np.ptp(img)
     y, x = np.mgrid[0:h, 0:w]
     img[(x // 40 + y // 40) % 7 == 0] *= 0.55  # hard-edged blocks
     img[(y > h * 0.7) & ((x // 3) % 2 == 0)] += 0.12  # fine stripes
     return np.clip(img * 200 + 24, 16, 235)
+
+
+def _smooth(img: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """Separable box smoothing ('same' size): the blocks become gentle slopes."""
+    rows = np.apply_along_axis(np.convolve, 1, img, kernel, "same")
+    return np.apply_along_axis(np.convolve, 0, rows, kernel, "same")
 
 
 def _blur(frame: np.ndarray, sigma: float = 1.2) -> np.ndarray:
@@ -51,20 +56,19 @@ def _blur(frame: np.ndarray, sigma: float = 1.2) -> np.ndarray:
 
 
 def _write(path: Path, codec: str, frames, options: dict, pix_fmt: str = "yuv420p") -> None:
-    with atomic_open(path, "wb") as fh:
-        with av.open(fh, "w", format="matroska") as out:
-            stream = out.add_stream(codec, rate=RATE, options=options)
-            stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, pix_fmt
-            for n, luma in enumerate(frames):
-                frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
-                for i, plane in enumerate(frame.planes):
-                    arr = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
-                    arr[: plane.height, : plane.width] = luma if i == 0 else 128
-                frame.pts, frame.time_base = n, 1 / RATE
-                for packet in stream.encode(frame):
-                    out.mux(packet)
-            for packet in stream.encode(None):
+    with atomic_open(path, "wb") as fh, av.open(fh, "w", format="matroska") as out:
+        stream = cast(av.VideoStream, out.add_stream(codec, rate=RATE, options=options))
+        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, pix_fmt
+        for n, luma in enumerate(frames):
+            frame = av.VideoFrame(WIDTH, HEIGHT, "yuv420p")
+            for i, plane in enumerate(frame.planes):
+                arr = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+                arr[: plane.height, : plane.width] = luma if i == 0 else 128
+            frame.pts, frame.time_base = n, 1 / RATE
+            for packet in stream.encode(frame):
                 out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
 
 
 def demo_pair() -> tuple[Path, Path]:

@@ -119,7 +119,8 @@ def _summary(result: CompareResult) -> str:
                     f"<td class=\"{cls}\">{_num(f'delta.{metric}', result.delta[metric], n, True)}</td></tr>")
     for name, key in (("VMAF min", "pooled_min"), ("VMAF 5th percentile", "pooled_p5")):
         pooled = getattr(result, key)
-        rows.append(f"<tr><td data-info=\"label\">{name}</td><td>{_num(f'{key}.distorted.vmaf', pooled['distorted']['vmaf'], 3)}</td>"
+        rows.append(f"<tr><td data-info=\"label\">{name}</td>"
+                    f"<td>{_num(f'{key}.distorted.vmaf', pooled['distorted']['vmaf'], 3)}</td>"
                     f"<td>{_num(f'{key}.prefiltered.vmaf', pooled['prefiltered']['vmaf'], 3)}</td><td></td></tr>")
     notes = "".join(f'<li class="warning" data-info="warning">warning: {_e(w)}</li>' for w in result.warnings)
     notes += "".join(f'<li data-info="note">note: {_e(n)}</li>' for n in result.notes)

@@ -70,13 +70,14 @@ def score_range(ref: vs.VideoNode, dist: vs.VideoNode, pre: vs.VideoNode, rng: S
     """
     start, end = feed_range(rng, ref.num_frames)
     pix_fmt = pix_fmt_for(ref.format)
-    threads = rng.threads or max(1, (os.cpu_count() or 2) // 2)
+    # One thread in all: libvmaf scores synchronously in the feeding thread (0 = no libvmaf threads).
+    threads = 0 if rng.threads == 1 else rng.threads or max(1, (os.cpu_count() or 2) // 2)
     scorers: dict[str, VmafScorer] = {}
     try:
         for stream in STREAMS:
             scorers[stream] = VmafScorer(ref.width, ref.height, pix_fmt, _TIME_BASE, rng.vmaf_model,
                                          rng.subsample, threads)
-        feeder = _Feeder(scorers)
+        feeder = _Feeder(scorers, inline=rng.threads == 1)
         feeder.run(ref[start:end], dist[start:end], pre[start:end], pix_fmt, progress)
         results = {s: scorers[s].close() for s in STREAMS}
     except BaseException:
@@ -96,12 +97,23 @@ def _keep(scores: Scores, offset: int, first: int, stop: int) -> Scores:
                   scores.pooled if len(keep) == len(scores.frame_numbers) else None)
 
 
-class _Feeder:
-    """Pushes frame pairs into one queue per scorer; each scorer drains its queue in its own thread."""
+def _sequential(ref, dist, pre):
+    """Frames one at a time, nothing rendered ahead: decoding, filtering and scoring take turns on
+    one core (what a single-threaded worker should use; prefetching would spill onto others)."""
+    for n in range(ref.num_frames):
+        yield ref.get_frame(n), dist.get_frame(n), pre.get_frame(n)
 
-    def __init__(self, scorers: dict[str, VmafScorer]) -> None:
-        self.scorers = scorers
-        self.queues = {s: queue.Queue(maxsize=8) for s in scorers}
+
+class _Feeder:
+    """Pushes frame pairs into one queue per scorer; each scorer drains its queue in its own thread.
+
+    ``inline`` (a single-threaded budget, e.g. a one-thread Dask worker): no threads, the scorers are
+    fed one after the other in the feeding thread, so the whole pair uses one core.
+    """
+
+    def __init__(self, scorers: dict[str, VmafScorer], inline: bool = False) -> None:
+        self.scorers, self.inline = scorers, inline
+        self.queues: dict[str, queue.Queue] = {s: queue.Queue(maxsize=8) for s in scorers}
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
 
@@ -121,6 +133,10 @@ class _Feeder:
             self.stop.set()
 
     def _put(self, stream: str, item) -> None:
+        if self.inline:
+            if item is not None:
+                self.scorers[stream].push(*item)
+            return
         while not self.stop.is_set():
             try:
                 self.queues[stream].put(item, timeout=0.05)
@@ -129,13 +145,14 @@ class _Feeder:
                 continue
 
     def run(self, ref, dist, pre, pix_fmt: str, progress) -> None:
-        workers = [threading.Thread(target=self._work, args=(s,), daemon=True, name=f"vmaf-{s}")
-                   for s in self.scorers]
+        workers = [] if self.inline else [
+            threading.Thread(target=self._work, args=(s,), daemon=True, name=f"vmaf-{s}") for s in self.scorers]
         for t in workers:
             t.start()
         total = ref.num_frames
         try:
-            frames = zip(ref.frames(close=True), dist.frames(close=True), pre.frames(close=True))
+            frames = _sequential(ref, dist, pre) if self.inline else zip(
+                ref.frames(close=True), dist.frames(close=True), pre.frames(close=True))
             for n, (r, d, p) in enumerate(frames):
                 if self.stop.is_set():
                     break
@@ -158,7 +175,7 @@ class _Feeder:
             for t in workers:
                 t.join(timeout=None if not self.stop.is_set() else 2.0)
         if self.errors:
-            exc = self.errors[0]
-            if isinstance(exc, CompareError):
-                raise exc
-            raise CompareError(f"scoring failed: {exc}") from None
+            first = self.errors[0]
+            if isinstance(first, CompareError):
+                raise first
+            raise CompareError(f"scoring failed: {first}") from None

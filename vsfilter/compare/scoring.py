@@ -11,6 +11,7 @@ import gc
 import json
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -118,7 +119,7 @@ class VmafScorer:
         width, height, pix_fmt, time_base: the format of both inputs.
         vmaf_model: a built-in model version or a path to a model file.
         subsample: score every n-th frame (libvmaf's ``n_subsample``).
-        threads: libvmaf worker threads (0 = cores).
+        threads: libvmaf worker threads; 0 = none: libvmaf scores in the thread that pushes frames.
     """
 
     def __init__(self, width: int, height: int, pix_fmt: str, time_base: Fraction, vmaf_model: str,
@@ -126,7 +127,6 @@ class VmafScorer:
         check_frame_size(width, height)
         fd, self._log = tempfile.mkstemp(prefix="vsfilter-vmaf-", suffix=".json")
         os.close(fd)
-        threads = threads or os.cpu_count() or 1
         args = (f"model={_model_option(vmaf_model)}:feature=name=psnr|name=float_ssim:log_fmt=json:"
                 f"log_path={_escape(self._log)}:n_threads={threads}:n_subsample={subsample}:shortest=1")
         self._graph = graph = av.filter.Graph()
@@ -165,9 +165,7 @@ class VmafScorer:
         finally:
             self._release()
         try:
-            data = json.loads(Path(self._log).read_text())
-        except (OSError, json.JSONDecodeError):
-            raise VmafError("libvmaf wrote no scores (no frames were scored)") from None
+            data = self._read_log()
         finally:
             self._cleanup()
         frames = data.get("frames", [])
@@ -177,6 +175,21 @@ class VmafScorer:
         pooled = {ours: data["pooled_metrics"][theirs] for ours, theirs in METRICS.items()}
         return Scores([int(f["frameNum"]) for f in frames], per_frame, pooled)
 
+    def _read_log(self) -> dict:
+        """libvmaf's JSON log, written when its filter is freed. Something else may hold the graph for
+        a moment after we drop it (a sampling profiler's frame, as Dask workers run one): wait for it."""
+        log = Path(self._log)
+        for attempt in range(100):
+            try:
+                text = log.read_text()
+                if text:
+                    return json.loads(text)
+            except (OSError, json.JSONDecodeError):
+                pass
+            gc.collect()
+            time.sleep(0.02 * min(attempt + 1, 5))
+        raise VmafError("libvmaf wrote no scores (no frames were scored)")
+
     def abort(self) -> None:
         """Drop the graph without scoring (an error or an interruption): no temporary file is left."""
         try:
@@ -185,7 +198,7 @@ class VmafScorer:
             self._cleanup()
 
     def _release(self) -> None:
-        self._graph = self._dist = self._ref = self._sink = None
+        self._graph = self._dist = self._ref = self._sink = None  # type: ignore[assignment]
         gc.collect()
 
     def _cleanup(self) -> None:

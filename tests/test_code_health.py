@@ -1,0 +1,56 @@
+"""The code-health limits of vsfilter/: no function over 80 lines and no class over 150 (docstrings not
+counted), one exception root, and library messages free of command-line flags."""
+
+from __future__ import annotations
+
+import ast
+import inspect
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "vsfilter"
+
+
+def _length(node: ast.AST) -> int:
+    body = list(getattr(node, "body", []))
+    doc = 0
+    if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) \
+            and isinstance(body[0].value.value, str):
+        doc = body[0].end_lineno - body[0].lineno + 1
+    return node.end_lineno - node.lineno + 1 - doc
+
+
+def test_functions_and_classes_stay_small():
+    too_long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _length(node) > 80:
+                too_long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name} ({_length(node)})")
+            if isinstance(node, ast.ClassDef) and _length(node) > 150:
+                too_long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} class {node.name} "
+                                f"({_length(node)})")
+    assert not too_long, too_long
+
+
+def test_one_exception_root():
+    import vsfilter
+    import vsfilter.batch
+    import vsfilter.compare
+    from vsfilter.errors import VsfilterError
+
+    found = []
+    for module in (vsfilter, vsfilter.compare, vsfilter.batch, vsfilter.errors):
+        for name, obj in inspect.getmembers(module, inspect.isclass):
+            if issubclass(obj, Exception) and obj.__module__.startswith("vsfilter"):
+                found.append(obj)
+                assert issubclass(obj, VsfilterError), name
+    assert len(found) >= 6
+
+
+def test_import_vsfilter_is_cheap():
+    import subprocess
+    import sys
+
+    probe = ("import sys, vsfilter; heavy = [m for m in ('vapoursynth', 'onnxruntime', 'av', 'av.filter', "
+             "'vsfilter.compare', 'torch', 'distributed') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

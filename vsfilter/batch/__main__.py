@@ -1,0 +1,7 @@
+"""``python -m vsfilter.batch``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,218 @@
+"""Decoding for `vsfilter.source`: opening a file, decoder cursors, and a byte-bounded frame cache.
+
+A :class:`Cursor` is one open decoder and where it stands; a :class:`CursorPool` keeps a few of them
+(scripts that read a file at several places) and picks the one that reaches a frame with the least
+decoding; :class:`FrameCache` keeps recently decoded frames for out-of-order and backward requests.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .errors import SourceError
+from .index import FrameIndex
+
+__all__ = ["StreamInfo", "open_media", "probe", "Cursor", "CursorPool", "FrameCache", "verify_tail"]
+
+
+def open_media(path: Path) -> av.container.InputContainer:
+    """``av.open`` with one-line errors naming the file (and refusing text files)."""
+    if not path.exists():
+        raise SourceError(f"{path} does not exist")
+    if path.is_dir():
+        raise SourceError(f"{path} is a directory, not a video file")
+    try:
+        container = av.open(str(path))
+    except av.error.FFmpegError as exc:
+        raise SourceError(f"{path.name} is not a readable media file ({exc.strerror or type(exc).__name__})") from None
+    if container.format.name == "tty":  # FFmpeg's ANSI-art demuxer claims any text file
+        container.close()
+        raise SourceError(f"{path.name} is not a readable media file (it is text)")
+    return container
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What a probe learns of one video track without decoding: how to reach it and its timing.
+
+    Attributes:
+        path, track, threads: where the track is and how many decoder threads to use.
+        time_base: the stream's time base.
+        rate: the guessed or average frame rate (None when the container has none).
+        sar: the sample aspect ratio (None when unknown).
+    """
+
+    path: Path
+    track: int
+    threads: int
+    time_base: Fraction
+    rate: Fraction | None
+    sar: Fraction | None
+
+
+def _fraction(value) -> Fraction | None:
+    return Fraction(value.numerator, value.denominator) if value else None
+
+
+def probe(container: av.container.InputContainer, path: Path, track: int, threads: int):
+    """(StreamInfo, the stream) of video track ``track`` of an open container."""
+    videos = container.streams.video
+    if not videos:
+        kinds = sorted({str(s.type) for s in container.streams}) or ["no streams"]
+        raise SourceError(f"{path.name} has no video stream (it has {', '.join(kinds)})")
+    if track >= len(videos):
+        raise SourceError(f"track {track} is out of range: {path.name} has {len(videos)} video stream(s)")
+    stream = videos[track]
+    tb = stream.time_base
+    if tb is None:
+        raise SourceError(f"{path.name}: the video stream has no time base")
+    info = StreamInfo(path, track, threads, Fraction(tb.numerator, tb.denominator),
+                      _fraction(stream.guessed_rate or stream.average_rate),
+                      _fraction(stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio))
+    return info, stream
+
+
+class Cursor:
+    """One open decoder and where it stands: frames with PTS >= ``accept_from`` decode correctly."""
+
+    def __init__(self, info: StreamInfo) -> None:
+        self.container = open_media(info.path)
+        self.stream = self.container.streams.video[info.track]
+        ctx = self.stream.codec_context
+        ctx.thread_count = info.threads
+        ctx.thread_type = "AUTO"
+        self.frames: Iterator[av.VideoFrame] | None = None
+        self.accept_from: int | None = None
+        self.last_pts: int | None = None
+        self.overshot = False
+        self.errors: list[str] = []
+
+    def seek(self, pts: int, from_start: bool) -> None:
+        if from_start:
+            self.container.seek(0, backward=True, any_frame=False)
+        else:
+            self.container.seek(int(pts), stream=self.stream, backward=True, any_frame=False)
+        self.accept_from = None if from_start else pts
+        self.last_pts = None
+        self.frames = self._decode()
+
+    def _decode(self) -> Iterator[av.VideoFrame]:
+        # After a seek, packets before the first keyframe would decode against missing references:
+        # skip them. A first keyframe past the one asked for means the demuxer overshot (MPEG-TS
+        # seeks are approximate): stop, and the caller seeks further back.
+        accept_from = self.accept_from
+        waiting = accept_from is not None
+        self.overshot = False
+        for packet in self.container.demux(self.stream):
+            if waiting:
+                if not packet.is_keyframe or packet.size == 0:
+                    continue
+                key = packet.pts if packet.pts is not None else packet.dts
+                if key is not None and accept_from is not None and key > accept_from:
+                    self.overshot = True
+                    return
+                waiting = False
+            try:
+                yield from packet.decode()
+            except av.error.FFmpegError as exc:  # a corrupt packet (EOFError too): note it, go on
+                self.errors.append(str(exc.strerror or type(exc).__name__))
+
+    def close(self) -> None:
+        self.container.close()
+
+
+class CursorPool:
+    """Up to ``size`` cursors; the one chosen for a frame is already on its way there if any is."""
+
+    def __init__(self, info: StreamInfo, size: int) -> None:
+        self.info, self.size = info, size
+        self._cursors: list[Cursor] = []
+
+    def cursor_for(self, n: int, target: int, seek_pts: int, first_pts: int, pts_to_n: dict[int, int]) -> Cursor:
+        """A cursor that will reach frame ``n`` (PTS ``target``, decodable from keyframe ``seek_pts``).
+
+        A cursor whose last frame is before the target and at or after its keyframe (or at most 8
+        frames back) goes on decoding; otherwise the least recently used cursor seeks.
+        """
+        for cursor in self._cursors:
+            last = cursor.last_pts
+            if cursor.frames is not None and last is not None and last < target and (
+                    last >= seek_pts or n - pts_to_n.get(last, -10 ** 9) <= 8):
+                self._cursors.remove(cursor)
+                self._cursors.append(cursor)  # most recently used last
+                return cursor
+        cursor = Cursor(self.info) if len(self._cursors) < self.size else self._cursors.pop(0)
+        self._cursors.append(cursor)
+        cursor.seek(seek_pts, from_start=seek_pts < first_pts)
+        return cursor
+
+
+Entry = tuple[list[np.ndarray], dict]
+
+
+class FrameCache:
+    """Decoded frames (planes, props) kept least-recently-used first, bounded in bytes.
+
+    Args:
+        max_bytes: the bound; at least ``min_frames`` frames are kept whatever their size.
+        min_frames: the floor (and the bound until the first frame tells the frame size).
+    """
+
+    def __init__(self, max_bytes: int, min_frames: int = 8) -> None:
+        self.max_bytes, self.min_frames = max_bytes, min_frames
+        self._frames: OrderedDict[int, Entry] = OrderedDict()
+        self._limit = min_frames
+
+    def get(self, n: int) -> Entry | None:
+        hit = self._frames.get(n)
+        if hit is not None:
+            self._frames.move_to_end(n)
+        return hit
+
+    def put(self, n: int, entry: Entry) -> None:
+        if len(self._frames) == 0 and self._limit == self.min_frames:
+            frame_bytes = max(1, sum(p.nbytes for p in entry[0]))
+            self._limit = max(self.min_frames, self.max_bytes // frame_bytes)
+        self._frames[n] = entry
+        self._frames.move_to_end(n)
+        while len(self._frames) > self._limit:
+            self._frames.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+
+def verify_tail(index: FrameIndex, info: StreamInfo) -> FrameIndex:
+    """Decode the last GOP; frames in it that do not come out (a truncated file) leave the index."""
+    if len(index) == 0:
+        return index
+    last_seek = int(index.seek_pts[int(np.argmax(index.pts))])
+    tail = index.pts >= last_seek
+    # Start one keyframe earlier (seeks can be approximate), or from the top if that overshoots.
+    k = {int(p): n for n, p in enumerate(index.pts)}.get(last_seek, 0)
+    start = int(index.seek_pts[max(0, k - 1)])
+    cursor = Cursor(info)
+    try:
+        cursor.seek(start, from_start=start < int(index.pts[0]))
+        seen = {f.pts for f in cursor.frames or () if f.pts is not None}
+        if cursor.overshot:
+            cursor.seek(0, from_start=True)
+            seen = {f.pts for f in cursor.frames or () if f.pts is not None}
+    finally:
+        cursor.close()
+    keep = ~tail | np.isin(index.pts, np.fromiter(seen, np.int64, len(seen)))
+    if keep.all():
+        index.tail_checked = True
+        return index
+    last = np.flatnonzero(keep)
+    dur = index.duration[keep].copy()
+    if len(last) > 1:
+        dur[:-1] = np.diff(index.pts[keep])
+    return FrameIndex(index.pts[keep], dur, index.seek_pts[keep], index.keyframe[keep], index.time_base, True)
