@@ -105,6 +105,7 @@ def test_bad_input(tiny_corpus, tmp_path):
     err = step("train_konvid", "--images", str(junk), "--output-c3", str(tmp_path / "a"), expect=2)
     assert "none of the 1 corpus files" in err.stderr
     step("train_konvid", "--model", "c2", expect=2)
+    assert "C2" in step("train_konvid", "--output-c2", "runs/c2", expect=2).stderr
     # an existing run is not overwritten without --force / --resume
     run = tmp_path / "run"
     run.mkdir()
@@ -287,3 +288,12 @@ def test_codec_pairs_bad_input(tiny_photo_corpus, tmp_path, monkeypatch, capsys)
     assert codec_pairs.main(["--photos", str(tiny_photo_corpus), "--output", str(tmp_path / "o")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "has no libsvtav1 encoder" in lines[0]
+
+
+def test_offline_corpus_names_every_photo_apart():
+    """Wallpapers shipped at many sizes are named by the wallpaper, not by the size (no overwrites)."""
+    from training.offline_corpus import photo_stem
+
+    assert photo_stem("usr/share/wallpapers/BytheWater/contents/images/2560x1600.jpg") == "BytheWater"
+    assert photo_stem("usr/share/wallpapers/Path/contents/images/2560x1600.jpg") == "Path"
+    assert photo_stem("usr/share/backgrounds/mate/nature/Aqua.jpg") == "Aqua"

@@ -164,6 +164,15 @@ def area_downscale(luma: np.ndarray, factor: int) -> np.ndarray:
     return np.asarray(Image.fromarray(luma, mode="L").reduce(factor))
 
 
+def photo_stem(source: str) -> str:
+    """The file stem of a photo: its name, or for a wallpaper shipped at many sizes
+    (``.../<Name>/contents/images/2560x1600.jpg``) the wallpaper's name."""
+    parts = Path(source).parts
+    if len(parts) >= 4 and parts[-3] == "contents":
+        return parts[-4]
+    return Path(source).stem
+
+
 def perceptual_hash(luma: np.ndarray) -> np.ndarray:
     """64-bit pHash (imagehash) as a boolean array."""
     import imagehash
@@ -192,9 +201,9 @@ class Writer:
             if int(np.count_nonzero(digest != other)) <= DUPLICATE_BITS:
                 self.duplicates.append({"package": package, "source": source, "duplicate_of": kept})
                 return
-        name = f"{package.replace(':', '-')}__{Path(source).stem}.png"
-        if any(p.file == name for p in self.photos):  # same stem twice in one package
-            name = f"{package.replace(':', '-')}__{Path(source).parent.name}_{Path(source).stem}.png"
+        name = f"{package.replace(':', '-')}__{photo_stem(source)}.png"
+        if any(p.file == name for p in self.photos):
+            raise UsageError(f"two photos of {package} would both be written as {name}; this is a bug")
         target = self.out / name
         Image.fromarray(small, mode="L").save(target, optimize=True)
         photo = Photo(name, package, version, source, license, hashlib.sha256(data).hexdigest(),

@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--model", choices=["c2", "c3", "both"], default="c3",
                     help="c3 = the filter (this package); c2 is the NR metric, not part of vsfilter")
     ap.add_argument("--output-c3", type=Path, default=Path("runs/c3_konvid"))
+    ap.add_argument("--output-c2", type=Path, help=argparse.SUPPRESS)  # the card's C2 flags: refused below
+    ap.add_argument("--epochs-c2", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--epochs-c3", type=int, default=200, help="length in epochs when --steps is not given")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--degradation", choices=["card", "codec"], default="card")
@@ -115,8 +117,8 @@ def _versions(device) -> dict:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if args.model in ("c2", "both"):
-        raise UsageError("the C2 NR-metric model is not part of this package; use --model c3 (the filter)")
+    if args.model in ("c2", "both") or args.output_c2 is not None or args.epochs_c2 is not None:
+        raise UsageError("C2 (the NR quality metric) is not part of this package; train the filter with --model c3")
     if args.epochs_c3 < 1 or args.crop < 16 or args.batch_size < 1 or args.num_blocks < 1:
         raise UsageError("--epochs-c3 and --batch-size must be >= 1, --crop >= 16, --num-blocks >= 1")
     if (args.steps is not None and args.steps < 1) or args.qat_steps < 0 or (args.chunk is not None and args.chunk < 1):

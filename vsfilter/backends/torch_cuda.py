@@ -33,9 +33,8 @@ from ..errors import BackendError
 from ..models import ModelSpec
 from .base import BackendBase, Pool, Precision, Runner, ShapePools
 
-__all__ = ["TORCH_CUDA", "torch_cuda_available", "build_module", "integer_pipeline", "SUPPORTED_OPS"]
+__all__ = ["TORCH_CUDA", "torch_cuda_available", "build_module", "integer_pipeline"]
 
-SUPPORTED_OPS = frozenset({"Conv", "Relu", "Add", "Clip", "Identity"})
 
 
 @functools.lru_cache(maxsize=1)
@@ -50,84 +49,11 @@ def torch_cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def _attrs(node) -> dict:
-    import onnx
-
-    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-
-
 def build_module(path: Path, input_name: str, output_name: str):
     """The ONNX model at ``path`` (Conv/Relu/Add/Clip nodes) as a torch module ``f(x32) -> y32``."""
-    import onnx
-    import torch
-    from onnx import numpy_helper
-    from torch import nn
-    from torch.nn import functional as F
+    from .torch_graph import load_graph_module
 
-    proto = onnx.load(str(path))
-    bad = sorted({n.op_type for n in proto.graph.node} - SUPPORTED_OPS)
-    if bad:
-        raise BackendError(f"TORCH_CUDA runs graphs of {', '.join(sorted(SUPPORTED_OPS))}; this model has "
-                           f"{', '.join(bad)}: use ORT_CUDA (device='cuda' with onnxruntime-gpu)")
-    weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in proto.graph.initializer}
-    nodes = []
-    for node in proto.graph.node:
-        attrs = _attrs(node)
-        if node.op_type == "Conv":
-            if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-                raise BackendError("TORCH_CUDA needs explicit Conv pads (auto_pad is not supported); use ORT_CUDA")
-            pads = list(attrs.get("pads", [0, 0, 0, 0]))
-            if pads[:2] != pads[2:]:
-                raise BackendError("TORCH_CUDA needs symmetric Conv pads; use ORT_CUDA")
-            attrs = {"stride": tuple(attrs.get("strides", (1, 1))), "padding": tuple(pads[:2]),
-                     "dilation": tuple(attrs.get("dilations", (1, 1))), "groups": int(attrs.get("group", 1))}
-        nodes.append((node.op_type, list(node.input), list(node.output), attrs))
-
-    class Module(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.names = {}
-            for i, (name, tensor) in enumerate(weights.items()):
-                key = f"w{i}"
-                self.register_buffer(key, tensor)
-                self.names[name] = key
-            self.half_dtype = None
-
-        def set_half(self, dtype) -> Module:
-            """Run the body in ``dtype`` (float16/bfloat16), the skip Adds on the input in float32."""
-            self.half_dtype = dtype
-            for key in self.names.values():
-                buf = getattr(self, key)
-                if buf.dtype.is_floating_point:
-                    setattr(self, key, buf.to(dtype))
-            return self
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            values: dict[str, Any] = {input_name: x if self.half_dtype is None else x.to(self.half_dtype)}
-            for op, ins, outs, attrs in nodes:
-                args: list[Any] = [values[n] if n in values else getattr(self, self.names[n]) if n else None
-                                   for n in ins]
-                if op == "Conv":
-                    out = F.conv2d(args[0], args[1], args[2] if len(args) > 2 else None, **attrs)
-                elif op == "Relu":
-                    out = F.relu(args[0])
-                elif op == "Add":
-                    if self.half_dtype is not None and input_name in ins:  # the global skip, in fp32
-                        other = args[1] if ins[0] == input_name else args[0]
-                        out = x + other.float()
-                    else:
-                        out = args[0] + args[1]
-                elif op == "Clip":
-                    lo = attrs.get("min", args[1] if len(args) > 1 and args[1] is not None else None)
-                    hi = attrs.get("max", args[2] if len(args) > 2 and args[2] is not None else None)
-                    out = torch.clamp(args[0], min=lo, max=hi)
-                else:  # Identity
-                    out = args[0]
-                values[outs[0]] = out
-            out = values[output_name]
-            return out.float() if self.half_dtype is not None else out
-
-    return Module().eval()
+    return load_graph_module(path, input_name, output_name)
 
 
 def integer_pipeline(module, samples, bits: int):
