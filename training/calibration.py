@@ -54,12 +54,13 @@ def degraded_pairs(images: Path | None = None, paths: list[Path] | None = None,
 
 
 def crops(pairs, size: int, count: int, seed: int = 0) -> list[np.ndarray]:
-    """``count`` random degraded crops ``[1,1,size,size]`` in [0, 1] spread over the pairs."""
+    """``count`` random degraded crops ``[1,1,s,s]`` in [0, 1] spread over the pairs, all of one size ``s``
+    (``size``, or the smallest image side when an image is smaller: the calibrator stacks them)."""
     rng = np.random.default_rng(seed)
+    s = min(size, *(min(d.shape) for _, d in pairs))
     out = []
     for i in range(count):
         _, degraded = pairs[i % len(pairs)]
-        s = min(size, *degraded.shape)
         y = rng.integers(degraded.shape[0] - s + 1)
         x = rng.integers(degraded.shape[1] - s + 1)
         out.append((degraded[y:y + s, x:x + s].astype(np.float32) / 255.0)[None, None])

@@ -83,6 +83,29 @@ def _default_notes(training: dict | None, model_id: str) -> str:
     return f"trained by training.train_konvid on {what}{result}; see docs/{model_id}.md"
 
 
+def _training_block(training: dict, manifest_path: Path) -> dict:
+    """What the sidecar records of a training run (and, for a fine-tune, of the run it started from)."""
+    block = {
+        "manifest_sha256": sha256_file(manifest_path),
+        "corpus": training["data"],
+        "degradation": training["degradation"],
+        "args": training["args"],
+        "schedule": training.get("schedule"),
+        "determinism": training.get("determinism"),
+        "versions": training["versions"],
+        "git_commit": training.get("git_commit"),
+        "epochs_run": len(training["epochs"]),
+        "train_seconds": training.get("train_seconds"),
+        "final": {k: v for k, v in (training.get("final") or {}).items() if k != "per_image"},
+    }
+    init = training.get("init")
+    base_manifest = Path(init["checkpoint"]).with_name("train_konvid.manifest.json") if init else None
+    if base_manifest is not None and base_manifest.is_file():
+        base = json.loads(base_manifest.read_text())
+        block["started_from"] = init | {"training": _training_block(base, base_manifest)}
+    return block
+
+
 @run_main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.export_tiny_models", description=__doc__.splitlines()[0])
@@ -147,17 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     })
     if training is not None:
-        sidecar["training"] = {
-            "manifest_sha256": sha256_file(manifest_path),
-            "corpus": training["data"],
-            "degradation": training["degradation"],
-            "args": training["args"],
-            "versions": training["versions"],
-            "git_commit": training.get("git_commit"),
-            "epochs_run": len(training["epochs"]),
-            "final": training.get("final"),
-        }
-        sidecar["training"]["final"] = {k: v for k, v in (training.get("final") or {}).items() if k != "per_image"}
+        sidecar["training"] = _training_block(training, manifest_path)
         sidecar["metrics"] = sidecar["training"]["final"]
         sources = _corpus_sources(training["args"])
         if sources is not None:
