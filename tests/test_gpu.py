@@ -2,10 +2,11 @@
 
 Budgets: fp32 (TF32 off) within 1 code value of the CPU path at 8 and 16 bits. fp16 computes only the
 learned residual in half precision (the input is added back in fp32), so the error is that of an
-11-bit significand on the residual path, not on the signal: within 1 code at 8 bits and 64 codes at
-16 bits (0.1% of full scale, a quarter of an 8-bit code) on the shipped model and noisy content,
-where the CPU twin of this path (tests/test_cuda_boundary.py, fp16 on torch's CPU kernels, which
-also accumulate in fp16) measured 53; the random-weight test model has larger residuals and gets 4x.
+11-bit significand on the residual path, not on the signal: within 1 code at 8 bits and 256 codes at
+16 bits (0.4% of full scale, one 8-bit code) on the shipped model and noisy content. Measured: 66 on
+an H200 (previous learned_filter_v1 weights); the CPU twin of this path (tests/test_cuda_boundary.py,
+torch's CPU fp16 kernels, which also accumulate in fp16) 120 with the current weights. The
+random-weight test model has larger residuals and gets 4x.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def test_fp32_matches_cpu_within_one_code(core, filter_onnx, backend, fmt):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_fp16_within_budget(core, filter_onnx, backend):
-    for fmt, budget in ((vs.GRAY8, 1), (vs.GRAY16, 128)):
+    for fmt, budget in ((vs.GRAY8, 1), (vs.GRAY16, 256)):
         clip = noise_clip(core, fmt, 640, 360, length=2)
         for model, factor in (("learned_filter_v1", 1), (str(filter_onnx), 4)):
             cpu = _luma(vmaf_pre(clip, model=model, device="cpu"))

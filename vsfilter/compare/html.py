@@ -220,7 +220,10 @@ def _change_image(err_d: np.ndarray, err_p: np.ndarray) -> np.ndarray:
 
 def _figure(caption: str, image: np.ndarray, width: int | None) -> str:
     h, w = image.shape[:2]
-    style = f'style="width:{min(width, w)}px"' if width else f'style="width:{2 * w}px" class="px"'
+    if width is None or 2 * w <= width:  # crops, and small frames: shown at 2x, pixels kept sharp
+        style = f'style="width:{2 * w}px" class="px"'
+    else:
+        style = f'style="width:{min(width, w)}px"'
     return (f'<figure><img {style} alt="{_e(caption)}" src="data:image/png;base64,{_png(image)}">'
             f"<figcaption>{caption}</figcaption></figure>")
 
