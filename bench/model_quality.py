@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from fractions import Fraction
 from pathlib import Path
 
+os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1's banner on every encode otherwise
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))

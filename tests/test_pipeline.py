@@ -58,3 +58,17 @@ def test_vspipe_openvino_next_to_vsmlrt_ov():
     plain = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if plain.returncode != 0:  # vapoursynth-mlrt-ov installed: its runtime came first
         assert "LD_PRELOAD=" in plain.stderr and "vmaf_pre: device='openvino' cannot run" in plain.stderr
+
+
+def test_the_codec_model_runs_in_vspipe_and_compare(tmp_path):
+    """learned_filter_codec_v1 by registry id: vspipe -a model=..., and compare --model ... (x264 CRF 36)."""
+    ref = encode_clip(tmp_path / "ref.mkv", "ffv1", frames=12, width=192, height=128)
+    dist = encode_clip(tmp_path / "dist.mp4", "libx264", frames=12, width=192, height=128, options={"crf": "36"})
+    vspipe = Path(sys.executable).with_name("vspipe")
+    info = subprocess.run([str(vspipe), "-a", f"src={dist}", "-a", "model=learned_filter_codec_v1", "-a", "device=cpu",
+                           "--info", str(ROOT / "examples" / "prefilter.vpy")], capture_output=True, text=True,
+                          timeout=300)
+    assert info.returncode == 0 and "Frames: 12" in info.stdout, info.stderr[-2000:]
+    result = compare(ref, dist, model="learned_filter_codec_v1", device="cpu")
+    assert result.model["id"] == "learned_filter_codec_v1" and len(result.model["sha256"]) == 64
+    assert result.frames == 12 and result.delta["psnr_y"] != 0
