@@ -30,10 +30,10 @@ def _batch(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def titles(tmp_path_factory):
     root = tmp_path_factory.mktemp("titles")
-    ref = encode_clip(root / "ref.mkv", "ffv1", frames=90, width=128, height=96)
+    ref = encode_clip(root / "ref.mkv", "ffv1", frames=240, width=128, height=96)
     pairs = {
-        "x264": encode_clip(root / "x264.mp4", "libx264", frames=90, width=128, height=96, options={"crf": "38"}),
-        "x265": encode_clip(root / "x265.mkv", "libx265", frames=90, width=128, height=96,
+        "x264": encode_clip(root / "x264.mp4", "libx264", frames=240, width=128, height=96, options={"crf": "38"}),
+        "x265": encode_clip(root / "x265.mkv", "libx265", frames=240, width=128, height=96,
                             options={"crf": "36", "x265-params": "log-level=error"}),
         "short": encode_clip(root / "short.mp4", "libx264", frames=12, width=128, height=96, options={"crf": "30"}),
     }
@@ -90,8 +90,12 @@ def test_batch_on_a_cluster_survives_a_killed_worker_and_resumes(titles, cluster
             str(filter_onnx), "--device", "cpu", "--quiet"]
     child = subprocess.Popen([sys.executable, "-m", "vsfilter.batch", *args], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
-    time.sleep(6)  # chunks of the long titles are running on both workers
-    assert child.poll() is None, child.communicate()
+    # kill a worker as soon as the first pair is written: the long titles' chunks are still running
+    deadline = time.monotonic() + 300
+    while not list(out.glob("*.json")) and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    written = {p.name for p in out.glob("*.json")}
+    assert child.poll() is None and len(written) < 3, (written, child.poll())
     os.kill(worker_pids[0], signal.SIGKILL)
     _, err = child.communicate(timeout=600)
     assert child.returncode == 1, err  # the corrupt pair fails, every other pair completes
@@ -128,7 +132,7 @@ def test_local_cluster_chunks_with_subsample_and_reports(titles, tmp_path, filte
     doc = json.loads((out / "long.json").read_text())
     whole = compare(ref, pairs["x264"], model=str(filter_onnx), device="cpu", subsample=3).to_dict()
     _per_frame_equal(doc, whole)
-    assert [r["frame"] for r in doc["per_frame"]] == list(range(0, 90, 3))
+    assert [r["frame"] for r in doc["per_frame"]] == list(range(0, 240, 3))
     page = (out / "long.html").read_text()
     assert "data:image/png;base64," in page and 'href="long.html"' in (out / "index.html").read_text()
 
