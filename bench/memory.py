@@ -1,6 +1,6 @@
 """Peak memory of ``python -m vsfilter.compare`` on large frames: automatic tiling vs whole frames.
 
-    .venv/bin/python bench/memory.py [--sizes 3840x2160 7680x4320] [--frames 2] [--device cpu]
+    .venv/bin/python bench/memory.py [--sizes 3840x2160 7680x4320] [--frames 6] [--device cpu]
 
 Each run is a child process; its peak RSS is the kernel's VmHWM (read by GNU time's %M). The pairs
 (a pan over noise, FFV1 reference, x264 distorted) are generated once into the user cache dir.
@@ -51,7 +51,7 @@ def peak(args: list[str]) -> tuple[float, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", nargs="+", default=["3840x2160", "7680x4320"])
-    ap.add_argument("--frames", type=int, default=2)
+    ap.add_argument("--frames", type=int, default=6)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     print(describe_machine())

@@ -174,3 +174,41 @@ def test_subsample_filters_only_the_scored_frames_with_identical_scores(pairs, f
     assert a["prefiltered"].frame_numbers == b["prefiltered"].frame_numbers == list(range(0, lazy.count, 3))
     assert a["prefiltered"].per_frame == b["prefiltered"].per_frame
     assert a["distorted"].per_frame == b["distorted"].per_frame
+
+
+def test_frames_too_large_for_two_graphs_are_scored_in_two_passes_with_identical_scores(pairs, filter_onnx,
+                                                                                       monkeypatch):
+    """Above GRAPHS_BYTES the streams are scored one after the other: the same numbers, half the graphs."""
+    from vsfilter.compare import pipeline
+    from vsfilter.compare.core import open_pair
+    from vsfilter.compare.pipeline import ScoreRange, graphs_at_once, score_range
+
+    ref, dist = pairs["x264"]
+    pair = open_pair(ref, dist, model=str(filter_onnx), device="cpu")
+    assert graphs_at_once(3840, 2160) >= 2 and graphs_at_once(7680, 4320) == 1
+    rng = ScoreRange(0, pair.count)
+    one_pass = score_range(pair.ref, pair.dist, pair.pre, rng)
+
+    alive, most = [0], [0]
+    scorer = pipeline.VmafScorer
+
+    class Counted(scorer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            alive[0] += 1
+            most[0] = max(most[0], alive[0])
+
+        def _release(self):
+            if getattr(self, "_graph", None) is not None:
+                alive[0] -= 1
+            super()._release()
+
+    monkeypatch.setattr(pipeline, "VmafScorer", Counted)
+    monkeypatch.setattr(pipeline, "GRAPHS_BYTES", pipeline.LIBVMAF_BYTES_PER_PIXEL * pair.ref.width * pair.ref.height)
+    seen = []
+    two_pass = score_range(pair.ref, pair.dist, pair.pre, rng, progress=lambda done, total: seen.append((done, total)))
+    assert most[0] == 1 and alive[0] == 0  # one libvmaf graph at a time
+    assert seen[-1] == (2 * pair.count, 2 * pair.count) and len(seen) == 2 * pair.count
+    for stream in ("distorted", "prefiltered"):
+        assert two_pass[stream].per_frame == one_pass[stream].per_frame
+        assert two_pass[stream].pooled == one_pass[stream].pooled

@@ -190,6 +190,21 @@ def test_plan_axis_covers_every_pixel_once():
             assert s.start + s.size - s.own1 >= (overlap if s.own1 < length else 0)
 
 
+def test_even_tile_splits_an_axis_into_the_fewest_equal_tiles():
+    from vsfilter.tiling import even_tile, plan_axis
+
+    assert even_tile(400, 512, 10) == 400  # one tile: the whole axis
+    for length, max_tile, overlap in ((7680, 512, 10), (4320, 512, 10), (2000, 512, 10), (1100, 512, 10),
+                                      (513, 512, 10), (1000, 64, 5)):
+        tile = even_tile(length, max_tile, overlap)
+        spans = plan_axis(length, tile, overlap)
+        fewest = len(plan_axis(length, max_tile, overlap))
+        assert tile <= max_tile and len(spans) == fewest
+        # no smaller tile covers the axis with that many tiles: tile - 1 needs one more
+        assert len(plan_axis(length, tile - 1, overlap)) > fewest
+    assert even_tile(7680, 512, 10) == 499 and even_tile(4320, 512, 10) == 498
+
+
 def test_receptive_radius_is_the_longest_windowed_path(tmp_path):
     import onnx
 

@@ -215,11 +215,18 @@ def test_tiling_a_non_local_model_is_refused(core, tmp_path):
     assert "GlobalAveragePool" in msg and "cannot be tiled" in msg
 
 
-def test_auto_tiling_is_bit_identical_to_whole_frames(core, filter_onnx):
+def test_auto_tiling_is_bit_identical_to_whole_frames(core, filter_onnx, monkeypatch):
+    import vsfilter.filter as filter_module
+
+    tiles_used = []
+    tiled = filter_module.filter_tiled
+    monkeypatch.setattr(filter_module, "filter_tiled",
+                        lambda plane, run, tile, *a, **k: tiles_used.append(tile) or tiled(plane, run, tile, *a, **k))
     clip = noise_clip(core, vs.GRAY16, 2000, 1100, length=1)  # just over the 1920x1088 threshold
     auto = np.asarray(vmaf_pre(clip, model=str(filter_onnx), device="cpu").get_frame(0)[0])
+    assert tiles_used == [(416, 380)]  # 5 x 3 even tiles of at most 512 px, 10 px of context
     whole = np.asarray(vmaf_pre(clip, model=str(filter_onnx), device="cpu", tilesize=0).get_frame(0)[0])
-    assert np.array_equal(auto, whole)
+    assert len(tiles_used) == 1 and np.array_equal(auto, whole)
 
 
 # ------------------------------------------------------------------------- misleading messages

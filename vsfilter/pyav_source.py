@@ -24,10 +24,13 @@ from .timing import frame_mapping
 
 __all__ = ["source", "SourceError"]
 
-#: Decoded frames kept for out-of-order and backward requests, in bytes (at least 8 frames). Cached
-#: frames hold FFmpeg's buffers: a large cache makes the decoder's buffer pool grow and page-fault
-#: fresh memory on every frame (1080p sequential: 739 fps with 512 MiB, 932 with 128, 973 with 48).
+#: Decoded frames kept for out-of-order and backward requests, in bytes (at least CACHE_MIN_FRAMES).
+#: Cached frames hold FFmpeg's buffers: a large cache makes the decoder's buffer pool grow and
+#: page-fault fresh memory on every frame (1080p sequential: 739 fps with 512 MiB, 932 with 128, 973
+#: with 48). The floor covers frames requested a few apart by VapourSynth's threads; the byte bound
+#: rules from 4K up (an 8K 4:2:0 frame is 50 MB: 8 cached frames per file cost compare 0.8 GB).
 CACHE_BYTES = 96 << 20
+CACHE_MIN_FRAMES = 3
 #: Independent decoder positions (for scripts that read a file at several places, e.g. interleaving).
 MAX_CURSORS = 4
 
@@ -84,7 +87,7 @@ class _Reader:
             raise SourceError(f"{path.name}: the video stream has no decodable frames")
         self._lock = threading.RLock()
         self._cursors = CursorPool(self.info, MAX_CURSORS)
-        self._cache = FrameCache(CACHE_BYTES)
+        self._cache = FrameCache(CACHE_BYTES, CACHE_MIN_FRAMES)
         self._pts_to_n = _pts_to_frame(self.index)
         self._first_pts = int(self.index.pts[0])
         # Set by the first decoded frame; every later frame must match them.

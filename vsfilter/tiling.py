@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Span", "plan_axis", "normalize_pair", "filter_tiled"]
+__all__ = ["Span", "plan_axis", "even_tile", "normalize_pair", "filter_tiled"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,21 @@ def plan_axis(length: int, tile: int, overlap: int) -> list[Span]:
         spans.append(Span(start, tile, owned, end))
         owned = end
     return spans
+
+
+def even_tile(length: int, max_tile: int, overlap: int) -> int:
+    """The smallest tile size, at most ``max_tile``, that covers ``[0, length)`` with as few tiles as
+    ``max_tile`` needs: the tiles split the axis evenly, so no tile is mostly recomputed context.
+
+    Args:
+        length: the plane's width or height.
+        max_tile: the largest tile allowed, context included; must exceed ``2 * overlap``.
+        overlap: context pixels on each inner side of a tile.
+    """
+    if length <= max_tile:
+        return length
+    count = -(-(length - 2 * overlap) // (max_tile - 2 * overlap))
+    return -(-(length + 2 * overlap * (count - 1)) // count)
 
 
 def _same(x: np.ndarray) -> np.ndarray:

@@ -27,10 +27,23 @@ import vapoursynth as vs
 from ..errors import CompareError, VmafError
 from .scoring import Scores, VmafScorer, pix_fmt_for, vs_to_av
 
-__all__ = ["STREAMS", "ScoreRange", "score_range"]
+__all__ = ["STREAMS", "ScoreRange", "score_range", "graphs_at_once", "LIBVMAF_BYTES_PER_PIXEL", "GRAPHS_BYTES"]
 
 STREAMS = ("distorted", "prefiltered")
 _TIME_BASE = Fraction(1, 1000)
+
+#: libvmaf's memory per graph and pixel: the extractors of VMAF, of VMAF NEG (its own ADM and VIF)
+#: and of SSIM hold ~59 bytes a pixel (measured: a 7680x4320 graph with n_threads=0 peaked 1.9 GiB
+#: above its inputs; VMAF alone 0.9, NEG's extractors 0.7, SSIM 0.3); each libvmaf thread adds copies.
+LIBVMAF_BYTES_PER_PIXEL = 60
+#: Both streams are scored in one pass (two graphs at once) while their graphs fit this; larger frames
+#: (above ~13 megapixels: 5K, 8K) take two passes, one graph at a time: the reference and distorted
+#: files are decoded twice, the filter runs once. 3840x2160 (2 x 1.0 GB) stays in one pass.
+GRAPHS_BYTES = 1536 << 20
+#: Frames waiting for each libvmaf graph, and frames VapourSynth renders ahead per clip, are bounded
+#: in bytes (and by 8 frames, and the core's threads): at 8K one frame each.
+QUEUE_BYTES = 128 << 20
+PREFETCH_BYTES = 128 << 20
 
 
 @dataclass(frozen=True)
@@ -67,24 +80,58 @@ def score_range(ref: vs.VideoNode, dist: vs.VideoNode, pre: vs.VideoNode, rng: S
     """Per-frame and pooled scores of ``dist`` and ``pre`` against ``ref`` for ``rng``'s frames.
 
     Frame numbers in the result are those of the clips (``rng.first`` ...), never libvmaf's own.
+    Frames too large for two libvmaf graphs at once (:func:`graphs_at_once`) are scored in two passes,
+    one stream each; ``progress`` then counts the frames of both passes.
     """
     start, end = feed_range(rng, ref.num_frames)
     pix_fmt = pix_fmt_for(ref.format)
-    # One thread in all: libvmaf scores synchronously in the feeding thread (0 = no libvmaf threads).
-    threads = 0 if rng.threads == 1 else rng.threads or max(1, (os.cpu_count() or 2) // 2)
+    ref = ref[start:end]
+    clips = {"distorted": dist[start:end], "prefiltered": pre[start:end]}
+    passes = [STREAMS] if graphs_at_once(ref.width, ref.height) >= len(STREAMS) else [(s,) for s in STREAMS]
+    total = ref.num_frames * len(passes)
+    results: dict[str, Scores] = {}
+    for i, streams in enumerate(passes):
+        offset = i * ref.num_frames
+        step = None if progress is None else (lambda n, _, o=offset: progress(o + n, total))
+        results |= _score_pass(ref, {s: clips[s] for s in streams}, pix_fmt, rng, step)
+    return {s: _keep(results[s], start, rng.first, rng.stop) for s in STREAMS}
+
+
+def graphs_at_once(width: int, height: int) -> int:
+    """How many libvmaf graphs of ``width`` x ``height`` frames fit :data:`GRAPHS_BYTES` (at least 1)."""
+    return max(1, GRAPHS_BYTES // (LIBVMAF_BYTES_PER_PIXEL * width * height))
+
+
+def _score_pass(ref: vs.VideoNode, clips: dict[str, vs.VideoNode], pix_fmt: str, rng: ScoreRange,
+                progress: Callable[[int, int], None] | None) -> dict[str, Scores]:
+    """One pass over ``ref`` and ``clips``: each clip scored against ``ref`` by a libvmaf graph of its own."""
+    if rng.threads == 1 or len(clips) == 1:
+        # One thread in all, or frames so large that libvmaf's per-thread copies of its buffers count:
+        # libvmaf scores synchronously in the thread that feeds it (n_threads=0).
+        threads = 0
+    else:
+        threads = rng.threads or max(1, (os.cpu_count() or 2) // 2)
+    frame_bytes = _frame_bytes(ref)
     scorers: dict[str, VmafScorer] = {}
     try:
-        for stream in STREAMS:
+        for stream in clips:
             scorers[stream] = VmafScorer(ref.width, ref.height, pix_fmt, _TIME_BASE, rng.vmaf_model,
                                          rng.subsample, threads)
-        feeder = _Feeder(scorers, inline=rng.threads == 1)
-        feeder.run(ref[start:end], dist[start:end], pre[start:end], pix_fmt, progress)
-        results = {s: scorers[s].close() for s in STREAMS}
+        feeder = _Feeder(scorers, inline=rng.threads == 1,
+                         depth=max(1, min(8, QUEUE_BYTES // (2 * frame_bytes))))
+        feeder.run(ref, clips, pix_fmt, progress, prefetch=max(1, min(vs.core.num_threads,
+                                                                       PREFETCH_BYTES // frame_bytes)))
+        return {s: scorers[s].close() for s in clips}
     except BaseException:
         for scorer in scorers.values():
             scorer.abort()
         raise
-    return {s: _keep(r, start, rng.first, rng.stop) for s, r in results.items()}
+
+
+def _frame_bytes(clip: vs.VideoNode) -> int:
+    fmt = clip.format
+    return sum((clip.width >> (fmt.subsampling_w if p else 0)) * (clip.height >> (fmt.subsampling_h if p else 0))
+               * fmt.bytes_per_sample for p in range(fmt.num_planes))
 
 
 def _keep(scores: Scores, offset: int, first: int, stop: int) -> Scores:
@@ -97,11 +144,16 @@ def _keep(scores: Scores, offset: int, first: int, stop: int) -> Scores:
                   scores.pooled if len(keep) == len(scores.frame_numbers) else None)
 
 
-def _sequential(ref, dist, pre):
+def _sequential(clips: list[vs.VideoNode]):
     """Frames one at a time, nothing rendered ahead: decoding, filtering and scoring take turns on
     one core (what a single-threaded worker should use; prefetching would spill onto others)."""
-    for n in range(ref.num_frames):
-        yield ref.get_frame(n), dist.get_frame(n), pre.get_frame(n)
+    for n in range(clips[0].num_frames):
+        yield [c.get_frame(n) for c in clips]
+
+
+def _prefetched(clips: list[vs.VideoNode], prefetch: int):
+    """Frames in order, VapourSynth rendering up to ``prefetch`` ahead per clip in its threads."""
+    return zip(*(c.frames(prefetch=prefetch, close=True) for c in clips))
 
 
 class _Feeder:
@@ -111,9 +163,9 @@ class _Feeder:
     fed one after the other in the feeding thread, so the whole pair uses one core.
     """
 
-    def __init__(self, scorers: dict[str, VmafScorer], inline: bool = False) -> None:
+    def __init__(self, scorers: dict[str, VmafScorer], inline: bool = False, depth: int = 8) -> None:
         self.scorers, self.inline = scorers, inline
-        self.queues: dict[str, queue.Queue] = {s: queue.Queue(maxsize=8) for s in scorers}
+        self.queues: dict[str, queue.Queue] = {s: queue.Queue(maxsize=depth) for s in scorers}
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
 
@@ -144,22 +196,27 @@ class _Feeder:
             except queue.Full:
                 continue
 
-    def run(self, ref, dist, pre, pix_fmt: str, progress) -> None:
+    def run(self, ref: vs.VideoNode, clips: dict[str, vs.VideoNode], pix_fmt: str, progress,
+            prefetch: int = 1) -> None:
+        """Feed ``ref`` and each of ``clips`` (one per scorer) frame by frame, then the end marker."""
         workers = [] if self.inline else [
             threading.Thread(target=self._work, args=(s,), daemon=True, name=f"vmaf-{s}") for s in self.scorers]
         for t in workers:
             t.start()
         total = ref.num_frames
+        streams = list(clips)
+        nodes = [ref, *clips.values()]
         try:
-            frames = _sequential(ref, dist, pre) if self.inline else zip(
-                ref.frames(close=True), dist.frames(close=True), pre.frames(close=True))
-            for n, (r, d, p) in enumerate(frames):
+            frames = _sequential(nodes) if self.inline else _prefetched(nodes, prefetch)
+            for n, (r, *others) in enumerate(frames):
                 if self.stop.is_set():
                     break
                 ts = n * 40
                 ref_av = vs_to_av(r, pix_fmt, ts, _TIME_BASE)
-                self._put("distorted", (vs_to_av(d, pix_fmt, ts, _TIME_BASE), ref_av))
-                self._put("prefiltered", (vs_to_av(p, pix_fmt, ts, _TIME_BASE), ref_av))
+                del r
+                for stream, frame in zip(streams, others):
+                    self._put(stream, (vs_to_av(frame, pix_fmt, ts, _TIME_BASE), ref_av))
+                del others
                 if progress:
                     progress(n + 1, total)
             else:
