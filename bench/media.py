@@ -2,32 +2,41 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from training.codec_pairs import luma_frame  # noqa: E402
 
-def encode_pan(path: Path, base: np.ndarray, frames: int, codec: str, options: dict,
-               offset: Callable[[int], tuple[int, int]], width: int = 1920, height: int = 1080) -> Path:
-    """Encode ``frames`` crops of ``base`` (uint8), crop n at ``offset(n) = (x, y)``, neutral chroma."""
+
+def encode_luma(path: Path, frames: Iterable[np.ndarray], codec: str, options: dict, width: int,
+                height: int) -> Path:
+    """Encode uint8 luma frames (H x W each) at 25 fps with neutral chroma into ``path``, written whole or
+    not at all (a partial file is renamed only when the encoder is done)."""
     tmp = path.with_name(f".{path.name}.part{path.suffix}")
     with av.open(str(tmp), "w") as out:
         stream = out.add_stream(codec, rate=25, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for n in range(frames):
-            frame = av.VideoFrame(width, height, "yuv420p")
-            x, y = offset(n)
-            luma = np.frombuffer(frame.planes[0], np.uint8).reshape(-1, frame.planes[0].line_size)
-            luma[:height, :width] = base[y:y + height, x:x + width]
-            for plane in frame.planes[1:]:
-                np.frombuffer(plane, np.uint8)[:] = 128
-            frame.pts, frame.time_base = n, Fraction(1, 25)
-            for packet in stream.encode(frame):
+        for n, luma in enumerate(frames):
+            for packet in stream.encode(luma_frame(luma, n, Fraction(1, 25))):
                 out.mux(packet)
         for packet in stream.encode(None):
             out.mux(packet)
     tmp.rename(path)
     return path
+
+
+def encode_pan(path: Path, base: np.ndarray, frames: int, codec: str, options: dict,
+               offset: Callable[[int], tuple[int, int]], width: int = 1920, height: int = 1080) -> Path:
+    """Encode ``frames`` crops of ``base`` (uint8), crop n at ``offset(n) = (x, y)``, neutral chroma."""
+    def crops() -> Iterator[np.ndarray]:
+        for n in range(frames):
+            x, y = offset(n)
+            yield base[y:y + height, x:x + width]
+
+    return encode_luma(path, crops(), codec, options, width, height)

