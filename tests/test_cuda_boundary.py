@@ -76,7 +76,7 @@ class TorchOnCPU(TORCH_CUDA):
     def available(self):
         return None
 
-    def create(self, spec, precision):
+    def _create(self, spec, precision):
         from vsfilter.backends.torch_cuda import _TorchRunner
 
         return _TorchRunner(spec, precision, "cpu", 2, False, self.name)

@@ -85,8 +85,8 @@ def float_filter_plane(run: Callable[[np.ndarray], np.ndarray], plane: np.ndarra
 class BackendBase:
     """Mixin of the backend dataclasses: their name, precisions, and the one way precision is resolved.
 
-    Subclasses set ``name``, ``precisions`` (what they run) and implement :meth:`auto_precision` and
-    :meth:`create`.
+    Subclasses set ``name``, ``precisions`` (what they run) and implement :meth:`auto_precision`,
+    :meth:`available` where they need more than the base install, and ``_create``.
     """
 
     name: ClassVar[str] = ""
@@ -99,7 +99,15 @@ class BackendBase:
         """None when this backend can run here, else why not (a sentence naming the fix)."""
         return None
 
-    def create(self, spec: ModelSpec, precision: Precision) -> Runner:  # pragma: no cover - abstract
+    def create(self, spec: ModelSpec, precision: Precision) -> Runner:
+        """A runner of ``spec`` at ``precision``; :class:`BackendError` (naming the fix) when this backend
+        cannot run here."""
+        why = self.available()
+        if why:
+            raise BackendError(why)
+        return self._create(spec, precision)
+
+    def _create(self, spec: ModelSpec, precision: Precision) -> Runner:  # pragma: no cover - abstract
         raise NotImplementedError
 
 

@@ -97,10 +97,7 @@ class OpenVINO(BackendBase):
             return Precision.INT8
         return Precision.BF16 if cpu_has_bf16() else Precision.FP32
 
-    def create(self, spec: ModelSpec, precision: Precision) -> Runner:
-        why = self.available()
-        if why:
-            raise BackendError(why)
+    def _create(self, spec: ModelSpec, precision: Precision) -> Runner:
         bf16 = cpu_has_bf16()
         if precision is Precision.BF16 and not bf16:
             raise BackendError("precision='bf16' needs a CPU with AVX-512 BF16 or AMX; use precision='fp32'")

@@ -144,7 +144,7 @@ class ORT_CPU(BackendBase):
     name: ClassVar[str] = "ort-cpu"
     precisions: ClassVar[tuple[Precision, ...]] = (Precision.FP32, Precision.INT8)
 
-    def create(self, spec: ModelSpec, precision: Precision) -> Runner:
+    def _create(self, spec: ModelSpec, precision: Precision) -> Runner:
         # Measured at 1080p on 2 cores: one session using every core beats one session per core
         # (3.65 vs 2.86 fps); VapourSynth's other threads still overlap sample conversion with inference.
         streams = self.num_streams or 1
@@ -181,10 +181,7 @@ class ORT_CUDA(BackendBase):
     def auto_precision(self, spec: ModelSpec) -> Precision:
         return Precision.FP16
 
-    def create(self, spec: ModelSpec, precision: Precision) -> Runner:
-        why = self.available()
-        if why:
-            raise BackendError(why)
+    def _create(self, spec: ModelSpec, precision: Precision) -> Runner:
         import onnx
         import onnxruntime as ort
 

@@ -29,7 +29,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import BackendError
 from ..models import ModelSpec
 from .base import BackendBase, Pool, Precision, Runner, ShapePools
 
@@ -208,9 +207,6 @@ class TORCH_CUDA(BackendBase):
     def auto_precision(self, spec: ModelSpec) -> Precision:
         return Precision.FP16
 
-    def create(self, spec: ModelSpec, precision: Precision) -> Runner:
-        why = self.available()
-        if why:
-            raise BackendError(why)
+    def _create(self, spec: ModelSpec, precision: Precision) -> Runner:
         return _TorchRunner(spec, precision, f"cuda:{self.device_id}", self.num_streams or 3, self.cuda_graphs,
                             self.name)
