@@ -49,6 +49,14 @@ def encode_clip(path: Path, codec: str, *, frames: int = 40, width: int = 96, he
     return path
 
 
+def encode_pair(root: Path, *, frames: int, width: int, height: int, crf: int) -> tuple[Path, Path]:
+    """A reference (FFV1, ``ref.mkv``) and its x264 encode at ``crf`` (``dist.mp4``) in ``root``."""
+    ref = encode_clip(root / "ref.mkv", "ffv1", frames=frames, width=width, height=height)
+    dist = encode_clip(root / "dist.mp4", "libx264", frames=frames, width=width, height=height,
+                       options={"crf": str(crf)})
+    return ref, dist
+
+
 def _frame_from_luma(luma: np.ndarray, pix_fmt: str, bits: int) -> av.VideoFrame:
     h, w = luma.shape
     dtype = np.uint8 if bits == 8 else np.uint16

@@ -22,7 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 from vsfilter import vmaf_pre
 
 from conftest import noise_clip, one_line_error
-from media import encode_clip
+from media import encode_clip, encode_pair
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,10 +41,7 @@ def one_line(proc: subprocess.CompletedProcess, code: int = 2) -> str:
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pair")
-    ref = encode_clip(root / "ref.mkv", "ffv1", frames=12, width=128, height=96)
-    dist = encode_clip(root / "dist.mp4", "libx264", frames=12, width=128, height=96, options={"crf": "36"})
-    return ref, dist
+    return encode_pair(tmp_path_factory.mktemp("pair"), frames=12, width=128, height=96, crf=36)
 
 
 # ------------------------------------------------------------------------- crash: tiny frames
@@ -69,10 +66,7 @@ def test_smallest_libvmaf_size_scores(tmp_path, filter_onnx):
 
 @pytest.fixture(scope="module")
 def long_pair(tmp_path_factory):
-    root = tmp_path_factory.mktemp("long")
-    ref = encode_clip(root / "ref.mkv", "ffv1", frames=400, width=640, height=360)
-    dist = encode_clip(root / "dist.mp4", "libx264", frames=400, width=640, height=360, options={"crf": "36"})
-    return ref, dist
+    return encode_pair(tmp_path_factory.mktemp("long"), frames=400, width=640, height=360, crf=36)
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -15,7 +15,7 @@ pytest.importorskip("PIL", reason="the dev extra (Pillow) decodes the page's ima
 
 from vsfilter.compare.cli import main as cli_main
 
-from media import encode_clip
+from media import encode_pair
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -66,8 +66,7 @@ def _lookup(doc: dict, key: str):
 @pytest.fixture(scope="module")
 def report(tmp_path_factory, filter_onnx):
     root = tmp_path_factory.mktemp("report")
-    ref = encode_clip(root / "ref.mkv", "ffv1", frames=16, width=192, height=128)
-    dist = encode_clip(root / "dist.mp4", "libx264", frames=16, width=192, height=128, options={"crf": "38"})
+    ref, dist = encode_pair(root, frames=16, width=192, height=128, crf=38)
     page, doc = root / "page.html", root / "result.json"
     assert cli_main([str(ref), str(dist), "--model", str(filter_onnx), "--device", "cpu", "--report", str(page),
                      "--json", str(doc), "--quiet"]) == 0
