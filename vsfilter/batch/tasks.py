@@ -51,7 +51,7 @@ def _open(pair: PairSpec, settings: Settings, threads: int):
     from ..compare.core import open_pair
 
     if threads:
-        vs.core.num_threads = max(threads, 1)
+        vs.core.num_threads = threads
     return open_pair(pair.reference, pair.distorted, model=settings.model, device=settings.device,
                      precision=settings.precision, vmaf_model=settings.vmaf_model, subsample=settings.subsample,
                      threads=threads, tilesize=settings.tilesize)
