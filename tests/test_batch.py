@@ -137,6 +137,33 @@ def test_local_cluster_chunks_with_subsample_and_reports(titles, tmp_path, filte
     assert "data:image/png;base64," in page and 'href="long.html"' in (out / "index.html").read_text()
 
 
+def test_resume_recomputes_a_result_made_with_other_settings(titles, tmp_path):
+    """A rerun reuses a result only when everything that shapes its scores is the same: another precision,
+    VMAF model, subsample or tile size is scored again (it used to be "resumed" from the fp32 JSON)."""
+    _, _, ref, pairs = titles
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"id,reference,distorted\nshort,{ref},{pairs['short']}\n")
+    out = tmp_path / "out"
+    base = [str(manifest), "--out", str(out), "--workers", "1", "--model", "learned_filter_codec_v1",
+            "--device", "cpu"]
+
+    def run(*extra: str) -> tuple[str, dict]:
+        proc = _batch(*base, *extra)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout, json.loads((out / "short.json").read_text())
+
+    first_out, first = run()
+    assert "(0 from an earlier run)" in first_out and first["model"]["precision"] == "fp32"
+    again_out, again = run()
+    assert "(1 from an earlier run)" in again_out and again == first
+    for extra, check in ((["--precision", "int8"], lambda d: d["model"]["precision"] == "int8"),
+                         (["--subsample", "2"], lambda d: d["options"]["subsample"] == 2),
+                         (["--tilesize", "32"], lambda d: d["options"]["tilesize"] == 32),
+                         (["--vmaf-model", "vmaf_v0.6.1:phone"], lambda d: d["vmaf_model"] == "vmaf_v0.6.1:phone")):
+        text, doc = run(*extra)
+        assert "(0 from an earlier run)" in text and check(doc), (extra, text)
+
+
 def test_bad_manifests_and_usage_exit_2(tmp_path):
     cases = {
         "nohead.csv": "ref.mkv,dist.mp4\n",

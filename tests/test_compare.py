@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from vsfilter.compare import CompareError, compare
+from vsfilter.compare import CompareError, CompareOptions, compare
 from vsfilter.compare.cli import main as cli_main
 
 from media import encode_clip
@@ -99,17 +99,49 @@ def test_alignment_scale_trim_and_rates(pairs, filter_onnx, tmp_path):
     assert forced.frames == 5 and any("forced" in w for w in forced.warnings)
 
 
-def test_enhancement_gaming_warning():
-    from vsfilter.compare.core import CompareResult, _warn_gaming
+def test_verdict_rules_gaming_harm_restore():
+    from vsfilter.compare.verdict import HARM_PSNR_DB, HARM_VMAF_NEG, judge
 
-    metrics = lambda v, n, p, s: {"vmaf": v, "vmaf_neg": n, "psnr_y": p, "ssim": s}  # noqa: E731
-    result = CompareResult("r", "d", {}, "vmaf_v0.6.1", 1, {}, {}, {}, {},
-                           {"vmaf": 2.0, "vmaf_neg": -0.5, "psnr_y": -0.2, "ssim": 0.0}, [])
-    _warn_gaming(result)
-    assert result.warnings and "enhancement gaming" in result.warnings[0]
-    honest = CompareResult("r", "d", {}, "v", 1, {}, {}, {}, {}, metrics(2.0, 1.0, 0.3, 0.01), [])
-    _warn_gaming(honest)
-    assert not honest.warnings
+    d = lambda v, n, p: {"vmaf": v, "vmaf_neg": n, "psnr_y": p, "ssim": 0.0}  # noqa: E731
+    gaming = judge(d(2.0, -0.1, -0.02), "m")
+    assert gaming.kind == "games" and "enhancement gaming" in gaming.warnings[0] and len(gaming.warnings) == 1
+    assert judge(d(2.0, 1.0, 0.3), "m") == judge(d(-0.1, 0.0, 0.01), "m")  # both restore, no warning
+    assert judge(d(2.0, 1.0, 0.3), "m").kind == "restores" and not judge(d(2.0, 1.0, 0.3), "m").warnings
+    harm = judge(d(-18.0, -35.0, -16.8), "learned_filter_v1")  # every metric falls: the issue's case
+    assert harm.kind == "harms" and len(harm.warnings) == 1
+    text = harm.warnings[0]
+    assert "-16.800 dB" in text and "-35.000" in text and "learned_filter_v1" in text
+    assert "learned_filter_codec_v2" in harm.warnings[0] and "--" not in harm.warnings[0]
+    other = judge(d(-1.0, -1.0, -0.5), "my_model")
+    assert other.kind == "harms" and "codec" not in other.warnings[0]
+    # Both must fall beyond their thresholds; just inside either one is not harm.
+    assert judge(d(-1.0, -1.0, -HARM_PSNR_DB + 0.01), "m").kind == "neutral"
+    assert judge(d(-1.0, -HARM_VMAF_NEG + 0.01, -1.0), "m").kind == "neutral"
+    assert judge(d(3.0, -1.0, -1.0), "m").kind == "harms"  # VMAF up, fidelity down beyond both: harm wins
+    assert len(judge(d(3.0, -1.0, -1.0), "m").warnings) == 2  # ...and the gaming warning still shows
+
+
+def test_card_model_on_a_good_encode_harms(tmp_path):
+    """learned_filter_v1 on a good x264 encode: compare warns with the deltas, the JSON and the HTML
+    report say HARMS."""
+    import json
+    import re
+
+    from media import encode_pair
+
+    ref, dist = encode_pair(tmp_path, frames=8, width=128, height=96, crf=12)
+    out, page = tmp_path / "r.json", tmp_path / "r.html"
+    proc = subprocess.run([sys.executable, "-m", "vsfilter.compare", str(ref), str(dist), "--model",
+                           "learned_filter_v1", "--device", "cpu", "--json", str(out), "--report", str(page)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    assert doc["delta"]["psnr_y"] < -0.05 and doc["delta"]["vmaf_neg"] < -0.25, doc["delta"]
+    assert doc["verdict"]["kind"] == "harms"
+    warning = next(w for w in doc["warnings"] if "harms this pair" in w)
+    assert f"{doc['delta']['psnr_y']:+.3f} dB" in warning and "learned_filter_codec_v2" in warning
+    assert "harms this pair" in proc.stdout + proc.stderr
+    assert re.search(r'class="verdict harms"><b>HARMS</b>', page.read_text())
 
 
 def _cli_error(args: list[str]) -> str:
@@ -160,15 +192,15 @@ def test_gray_inputs_are_scored_as_yuv(filter_onnx, tmp_path):
 def test_subsample_filters_only_the_scored_frames_with_identical_scores(pairs, filter_onnx):
     """libvmaf's motion reads the reference only, so the prefiltered frames it skips need not exist."""
     from vsfilter.compare.core import open_pair
-    from vsfilter.compare.pipeline import ScoreRange, score_range
+    from vsfilter.compare.pipeline import score_range
 
     ref, dist = pairs["x264"]
-    lazy = open_pair(ref, dist, model=str(filter_onnx), device="cpu", subsample=3)
-    full = open_pair(ref, dist, model=str(filter_onnx), device="cpu", subsample=1)
+    lazy = open_pair(ref, dist, CompareOptions(model=str(filter_onnx), device="cpu", subsample=3))
+    full = open_pair(ref, dist, CompareOptions(model=str(filter_onnx), device="cpu", subsample=1))
     for n in range(6):  # skipped frames are the distorted ones, scored frames the prefiltered ones
         source = full.pre if n % 3 == 0 else full.dist
         assert np.array_equal(np.asarray(lazy.pre.get_frame(n)[0]), np.asarray(source.get_frame(n)[0]))
-    rng = ScoreRange(0, lazy.count, subsample=3)
+    rng = lazy.score_range()
     a = score_range(lazy.ref, lazy.dist, lazy.pre, rng)
     b = score_range(full.ref, full.dist, full.pre, rng)
     assert a["prefiltered"].frame_numbers == b["prefiltered"].frame_numbers == list(range(0, lazy.count, 3))
@@ -181,12 +213,12 @@ def test_frames_too_large_for_two_graphs_are_scored_in_two_passes_with_identical
     """Above GRAPHS_BYTES the streams are scored one after the other: the same numbers, half the graphs."""
     from vsfilter.compare import pipeline
     from vsfilter.compare.core import open_pair
-    from vsfilter.compare.pipeline import ScoreRange, graphs_at_once, score_range
+    from vsfilter.compare.pipeline import graphs_at_once, score_range
 
     ref, dist = pairs["x264"]
-    pair = open_pair(ref, dist, model=str(filter_onnx), device="cpu")
+    pair = open_pair(ref, dist, CompareOptions(model=str(filter_onnx), device="cpu"))
     assert graphs_at_once(3840, 2160) >= 2 and graphs_at_once(7680, 4320) == 1
-    rng = ScoreRange(0, pair.count)
+    rng = pair.score_range()
     one_pass = score_range(pair.ref, pair.dist, pair.pre, rng)
 
     alive, most = [0], [0]

@@ -15,8 +15,8 @@ import vapoursynth as vs
 from vsfilter import vmaf_pre
 from vsfilter.backends import ORT_CUDA, TORCH_CUDA, Precision
 from vsfilter.backends.base import float_filter_plane
+from vsfilter.backends.graphs import fp16_body, integer_io, skip_adds
 from vsfilter.backends.ort import cuda_provider_options
-from vsfilter.graphs import fp16_body, integer_io, skip_adds
 
 from conftest import noise_clip, one_line_error
 from onnx_builder import build_filter_onnx
@@ -57,7 +57,7 @@ def test_fp16_body_keeps_float32_io_and_skip(filter_onnx):
     assert half.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert half.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     assert onnx.TensorProto.FLOAT16 in {i.data_type for i in half.graph.initializer}
-    from vsfilter.graphs import _named
+    from vsfilter.backends.graphs import _named
 
     skip = skip_adds(_named(proto))
     assert len(skip) == 1  # the global residual Add reads the fp32 input and a cast of the residual

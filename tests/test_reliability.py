@@ -150,7 +150,7 @@ def test_replacing_an_output_keeps_its_mode(tmp_path):
 @pytest.mark.parametrize("damage", ["empty", "truncated", "garbage"])
 def test_a_damaged_index_cache_is_rebuilt(tmp_path, monkeypatch, damage):
     import vsfilter
-    from vsfilter.index import index_path_for
+    from vsfilter.reader.index import index_path_for
 
     monkeypatch.setenv("VSFILTER_CACHE_DIR", str(tmp_path / "cache"))
     clip_path = encode_clip(tmp_path / "c.mp4", "libx264", frames=10, width=64, height=48)

@@ -77,7 +77,7 @@ def test_nv12_p010_gbrp_are_planar(tmp_path):
     """Interleaved and RGB formats come out planar with the samples as coded."""
     import av
 
-    from vsfilter.planes import frame_planes, layout_of
+    from vsfilter.reader.planes import frame_planes, layout_of
 
     from media import _frame_from_luma, pattern
 
@@ -231,7 +231,7 @@ def test_fuzz_truncated_and_flipped_files_never_crash_or_hang(clips, tmp_path):
 
 
 def test_sequential_and_interleaved_access_do_not_seek_per_frame(tmp_path, monkeypatch):
-    import vsfilter.decoding as src_mod
+    import vsfilter.reader.decoding as src_mod
 
     path = encode_clip(tmp_path / "long.mp4", "libx264", frames=120,
                        options={"x264-params": "keyint=30:bframes=2"})
@@ -261,7 +261,7 @@ def test_sequential_and_interleaved_access_do_not_seek_per_frame(tmp_path, monke
 
 
 def test_seek_points_respect_open_gop_leading_pictures():
-    from vsfilter.index import _seek_points
+    from vsfilter.reader.index import _seek_points
 
     # rows in decode order: (pts, order, key, duration); an open GOP: keyframe at 8, leading B at 6, 7
     rows = np.array([(0, 0, 1, 1), (3, 1, 0, 1), (1, 2, 0, 1), (2, 3, 0, 1), (8, 4, 1, 1), (6, 5, 0, 1),
@@ -275,7 +275,7 @@ def test_seek_points_respect_open_gop_leading_pictures():
 
 
 def test_layout_of_pixel_formats():
-    from vsfilter.planes import layout_of
+    from vsfilter.reader.planes import layout_of
 
     yuv = layout_of("yuv420p10le")
     assert (yuv.family, yuv.bits, yuv.ssw, yuv.ssh) == ("yuv", 10, 1, 1)
@@ -287,7 +287,7 @@ def test_layout_of_pixel_formats():
 
 
 def test_frame_cache_is_bounded_in_bytes():
-    from vsfilter.decoding import FrameCache
+    from vsfilter.reader.decoding import FrameCache
 
     cache = FrameCache(max_bytes=10_000, min_frames=3)
     planes = [np.zeros((30, 100), np.uint8)]  # 3000 bytes a frame: 3 fit

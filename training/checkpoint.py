@@ -75,3 +75,39 @@ def load_model(path: str | os.PathLike, key: str = "model"):
         first = str(exc).strip().splitlines()[0][:160]
         raise _fail(Path(path), f"weights do not fit the architecture {dict(arch)}: {first}") from None
     return model.eval(), state
+
+
+def load_onnx_weights(path: str | os.PathLike):
+    """(plain LearnedFilter holding the weights of an exported ``.onnx``, eval mode, CPU; a pseudo-checkpoint).
+
+    The shipped models carry no checkpoint: their ONNX initializers are the network's state_dict (the
+    exporter keeps the parameter names), so a warm start reads them back. The block count comes from the
+    names, the channel count from the head's shape.
+    """
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    from .model import LearnedFilter
+
+    try:
+        graph = onnx.load(str(path)).graph
+    except Exception as exc:  # onnx raises DecodeError, OSError, ...
+        raise _fail(Path(path), f"unreadable ONNX: {type(exc).__name__}") from None
+    weights = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
+    blocks = {int(k.split(".")[1]) for k in weights if k.startswith("body.")}
+    head = weights.get("head.0.weight")
+    if head is None or not blocks:
+        raise _fail(Path(path), "its initializers are not a LearnedFilter's (no head.0.weight / body.N.*)")
+    arch = {"num_blocks": max(blocks) + 1, "channels": int(head.shape[0])}
+    model = LearnedFilter(**arch)
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise _fail(Path(path), f"weights do not fit {arch}: {str(exc).strip().splitlines()[0][:160]}") from None
+    return model.eval(), {"arch": arch, "model": model.state_dict(), "onnx": str(path)}
+
+
+def load_weights(path: str | os.PathLike):
+    """:func:`load_model` for a checkpoint, :func:`load_onnx_weights` for an ``.onnx`` file."""
+    return load_onnx_weights(path) if str(path).lower().endswith(".onnx") else load_model(path)

@@ -2,7 +2,8 @@
 
     python -m training.codec_pairs --photos data/offline_photos --output data/codec_pairs \\
         [--videos DIR] [--clips-per-photo 2] [--encodes-per-clip 3] [--frames 12] [--seed 42] \\
-        [--codecs libx264 libx265 libsvtav1 libvpx-vp9] [--crf libx264=24:44 ...] [--workers N]
+        [--codecs libx264 libx265 libsvtav1 libvpx-vp9] [--crf libx264=24:44 ...] [--workers N] \\
+        [--noise F] [--dark F] [--ten-bit F] [--identity F]
 
 Inter-prediction artefacts need motion, so every sample comes from a short *clip*: pans, zooms and
 small shakes made from the offline photos (``training.offline_corpus``), and segments of real clips
@@ -12,8 +13,14 @@ is encoded ``--encodes-per-clip`` times, each time with a random encoder from Py
 libx265, libsvtav1, libvpx-vp9), CRF from that encoder's range (mid to very low bitrate), preset and
 GOP structure (B-frames, P-only, short GOPs), decoded again, and ``--keep-frames`` frames of each
 round trip are kept. Photo pans are written in full or limited range at random (real clips stay as
-they come); pairs stay 8-bit codes, which ``train_konvid --degradation codec`` normalises by the peak
-code exactly as ``vmaf_pre`` feeds the model.
+they come).
+
+Real-video looks (``training.realism``), each on a fraction of the photo clips, applied to the
+*source* so the target keeps them: sensor noise or film grain (``--noise``), dark or low-key
+exposure (``--dark``), 10-bit samples encoded at 10 bits by x264/x265/SVT-AV1 (``--ten-bit``); and
+identity round trips (``--identity``: source -> source) that teach leaving pixels alone. Pairs are
+8-bit codes (uint8) or 10-bit codes (uint16), which ``train_konvid --degradation codec`` normalises by
+the peak code (255 or 1023) exactly as ``vmaf_pre`` feeds the model.
 
 Everything is seeded per clip (the same files whatever ``--workers``), and ``manifest.json`` records
 every clip, encoder, CRF, preset, GOP and frame. A rerun with the same settings reuses the cache.
@@ -36,8 +43,9 @@ import numpy as np
 from vsfilter.atomic import atomic_open, atomic_write_text
 
 from .cli import UsageError, run_main
+from .realism import Look, apply_look, draw_look, quantize
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 #: The photo pans' frame size (real clips use their own, cropped to multiples of 16).
 CLIP_SIZE = (384, 256)
 RATE = 25
@@ -61,6 +69,12 @@ ENCODERS: dict[str, Encoder] = {e.name: e for e in (
     Encoder("libsvtav1", "libdav1d", (1, 63), (35, 60), ("8", "10", "12"), ("random-access", "low-delay", "short-gop")),
     Encoder("libvpx-vp9", "vp9", (0, 63), (30, 55), ("good-3", "good-5", "realtime-8"), ("alt-ref", "low-delay")),
 )}
+
+
+#: The pseudo-encoder of identity pairs (source -> source): they teach the network to leave pixels alone.
+IDENTITY = "identity"
+#: Encoders that take 10-bit input in this FFmpeg build (VP9 is 8-bit only here).
+TEN_BIT_ENCODERS = ("libx264", "libx265", "libsvtav1")
 
 
 @dataclass(frozen=True)
@@ -104,25 +118,40 @@ def encoder_options(encode: Encode, frames: int) -> dict[str, str]:
 
 
 def luma_frame(luma: np.ndarray, pts: int, time_base: Fraction):
-    """A yuv420p ``av.VideoFrame`` of ``luma`` (H x W uint8) with neutral chroma, at ``pts``."""
+    """A yuv420p (uint8 ``luma``) or yuv420p10le (uint16 ``luma`` of 10-bit codes) ``av.VideoFrame`` with
+    neutral chroma, at ``pts``."""
     import av
 
     height, width = luma.shape
-    frame = av.VideoFrame(width, height, "yuv420p")
-    np.frombuffer(frame.planes[0], np.uint8).reshape(-1, frame.planes[0].line_size)[:height, :width] = luma
+    ten = luma.dtype == np.uint16
+    dtype = np.uint16 if ten else np.uint8
+    frame = av.VideoFrame(width, height, "yuv420p10le" if ten else "yuv420p")
+    plane = frame.planes[0]
+    np.frombuffer(plane, dtype).reshape(-1, plane.line_size // dtype().itemsize)[:height, :width] = luma
     for plane in frame.planes[1:]:
-        np.frombuffer(plane, np.uint8)[:] = 128
+        np.frombuffer(plane, dtype)[:] = 512 if ten else 128
     frame.pts, frame.time_base = pts, time_base
     return frame
 
 
+def decoded_luma(frame, height: int, width: int) -> np.ndarray:
+    """The luma plane of a decoded 8-bit (uint8) or 10-bit (uint16) frame, ``height`` x ``width``."""
+    plane = frame.planes[0]
+    dtype = np.uint16 if frame.format.name.endswith(("10le", "10")) else np.uint8
+    return np.frombuffer(plane, dtype).reshape(-1, plane.line_size // dtype().itemsize)[:height, :width].copy()
+
+
 def round_trip(frames: np.ndarray, encode: Encode) -> np.ndarray:
-    """Encode ``frames`` (N x H x W uint8 luma, neutral chroma) and decode them again: N x H x W uint8."""
+    """Encode ``frames`` (N x H x W luma: uint8, or uint16 10-bit codes encoded at 10 bits; neutral chroma)
+    and decode them again: the same shape and dtype. ``identity`` returns the frames as they are."""
     import av
 
+    if encode.encoder == IDENTITY:
+        return frames.copy()
     n, height, width = frames.shape
     ctx = av.CodecContext.create(encode.encoder, "w")
-    ctx.width, ctx.height, ctx.pix_fmt = width, height, "yuv420p"
+    ctx.width, ctx.height = width, height
+    ctx.pix_fmt = "yuv420p10le" if frames.dtype == np.uint16 else "yuv420p"
     ctx.time_base, ctx.framerate = Fraction(1, RATE), Fraction(RATE)
     ctx.options = encoder_options(encode, n)
     packets = []
@@ -133,21 +162,24 @@ def round_trip(frames: np.ndarray, encode: Encode) -> np.ndarray:
     decoded = []
     for packet in packets + [None]:
         for frame in decoder.decode(packet):
-            plane = frame.planes[0]
-            decoded.append(np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:height, :width].copy())
+            decoded.append(decoded_luma(frame, height, width))
     if len(decoded) != n:
         raise RuntimeError(f"{encode.encoder} returned {len(decoded)} of {n} frames")
-    return np.stack(decoded)
+    out = np.stack(decoded)
+    if out.dtype != frames.dtype:
+        raise RuntimeError(f"{encode.encoder} decoded {out.dtype} samples from {frames.dtype} input")
+    return out
 
 
 # ------------------------------------------------------------------------------------- clip content
 
 
 def photo_clip(luma: np.ndarray, rng: np.random.Generator, frames: int,
-               size: tuple[int, int]) -> tuple[np.ndarray, dict]:
+               size: tuple[int, int], limited: bool | None = None) -> tuple[np.ndarray, dict]:
     """``frames`` views of a photo moving as a camera would: a pan, a zoom or a shake (bicubic, subpixel).
 
-    The motion is scaled down until every view lies inside the photo (no invented borders).
+    The motion is scaled down until every view lies inside the photo (no invented borders). The clip is
+    mapped to limited range when ``limited`` (``None``: at random, half the time).
     """
     from PIL import Image
 
@@ -187,7 +219,8 @@ def photo_clip(luma: np.ndarray, rng: np.random.Generator, frames: int,
         coeffs = (a, 0.0, cx - a * w / 2, 0.0, a, cy - a * h / 2)
         out[i] = np.asarray(image.transform((w, h), Image.Transform.AFFINE, coeffs,
                                             resample=Image.Resampling.BICUBIC))
-    limited = bool(rng.random() < 0.5)
+    draw = bool(rng.random() < 0.5)
+    limited = draw if limited is None else limited
     if limited:
         out = np.rint(16 + out.astype(np.float32) * (219 / 255)).astype(np.uint8)
     return out, {"motion": motion, "speed": round(float(np.abs(shift[-1]).max() / max(1, frames - 1)), 3),
@@ -225,29 +258,47 @@ def video_frame_count(path: Path) -> int:
 # --------------------------------------------------------------------------------------- one clip
 
 
+def _source_clip(spec: ClipSpec, cfg: dict, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """The clean clip of ``spec``: uint8, or uint16 10-bit codes for a 10-bit photo clip."""
+    if spec.kind == "video":
+        return video_segment(Path(spec.path), spec.start, cfg["frames"]), \
+            {"motion": "real", "range": "limited", "start": spec.start, "look": Look(range="limited").record()}
+    from .corpus import load_image_luma
+
+    luma = load_image_luma(Path(spec.path))
+    w = min(CLIP_SIZE[0], (luma.shape[1] - 32) // 16 * 16)
+    h = min(CLIP_SIZE[1], (luma.shape[0] - 32) // 16 * 16)
+    clip, info = photo_clip(luma, rng, cfg["frames"], (w, h), limited=False)
+    look = draw_look(rng, cfg["noise"], cfg["dark"], cfg["ten_bit"])
+    if look.bits == 10 and not any(c in TEN_BIT_ENCODERS for c in cfg["codecs"]):
+        look = Look(look.noise, look.noise_sigma, look.grain_size, look.exposure, look.exposure_gain, look.range, 8)
+    info["range"] = look.range
+    return quantize(apply_look(clip, look, rng), look.bits), info | {"look": look.record()}
+
+
+def _draw_encode(rng: np.random.Generator, cfg: dict, bits: int) -> Encode:
+    """One round trip's settings: identity with probability ``cfg['identity']``, else a random encoder
+    (one that takes ``bits``-bit input), CRF, preset and GOP."""
+    if rng.random() < cfg["identity"]:
+        return Encode(IDENTITY, 0, "", "")
+    names = [c for c in cfg["codecs"] if bits == 8 or c in TEN_BIT_ENCODERS]
+    enc = ENCODERS[str(rng.choice(names))]
+    lo, hi = cfg["crf"][enc.name]
+    return Encode(enc.name, int(rng.integers(lo, hi + 1)), str(rng.choice(enc.presets)), str(rng.choice(enc.gops)))
+
+
 def make_clip(spec: ClipSpec, cfg: dict) -> dict:
     """Build one clip, round-trip it ``encodes_per_clip`` times, and return its kept frames."""
     import os
 
     os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its banner otherwise
     rng = np.random.default_rng([cfg["seed"], spec.index])
-    if spec.kind == "photo":
-        from .corpus import load_image_luma
-
-        luma = load_image_luma(Path(spec.path))
-        w = min(CLIP_SIZE[0], (luma.shape[1] - 32) // 16 * 16)
-        h = min(CLIP_SIZE[1], (luma.shape[0] - 32) // 16 * 16)
-        clean, info = photo_clip(luma, rng, cfg["frames"], (w, h))
-    else:
-        clean = video_segment(Path(spec.path), spec.start, cfg["frames"])
-        info = {"motion": "real", "range": "limited", "start": spec.start}
+    clean, info = _source_clip(spec, cfg, rng)
+    bits = 10 if clean.dtype == np.uint16 else 8
     encodes, degraded, rows = [], [], []
     keep_sets = []
     for _ in range(cfg["encodes_per_clip"]):
-        name = str(rng.choice(cfg["codecs"]))
-        enc = ENCODERS[name]
-        lo, hi = cfg["crf"][name]
-        encode = Encode(name, int(rng.integers(lo, hi + 1)), str(rng.choice(enc.presets)), str(rng.choice(enc.gops)))
+        encode = _draw_encode(rng, cfg, bits)
         decoded = round_trip(clean, encode)
         keep = np.sort(rng.choice(cfg["frames"], size=min(cfg["keep_frames"], cfg["frames"]), replace=False))
         encodes.append(asdict(encode))
@@ -260,7 +311,7 @@ def make_clip(spec: ClipSpec, cfg: dict) -> dict:
     for row in rows:
         row["clean"] = position[row["frame"]]
     return {"clip": spec.index, "kind": spec.kind, "source": spec.path, "package": spec.package, **info,
-            "size": [int(clean.shape[2]), int(clean.shape[1])], "encodes": encodes, "samples": rows,
+            "bits": bits, "size": [int(clean.shape[2]), int(clean.shape[1])], "encodes": encodes, "samples": rows,
             "clean": clean[frames_used], "degraded": np.stack(degraded)}
 
 
@@ -364,6 +415,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clips-per-photo", type=int, default=2)
     ap.add_argument("--encodes-per-clip", type=int, default=3)
     ap.add_argument("--keep-frames", type=int, default=4, help="frames kept per round trip")
+    ap.add_argument("--noise", type=float, default=0.0, metavar="FRACTION",
+                    help="photo clips given sensor noise or film grain (kept in the target)")
+    ap.add_argument("--dark", type=float, default=0.0, metavar="FRACTION", help="photo clips made dark or low-key")
+    ap.add_argument("--ten-bit", type=float, default=0.0, metavar="FRACTION",
+                    help="photo clips stored and encoded at 10 bits (x264/x265/SVT-AV1)")
+    ap.add_argument("--identity", type=float, default=0.0, metavar="FRACTION",
+                    help="round trips that are identity pairs (source -> source)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--workers", type=int, default=0, help="processes; 0 = cores")
     ap.add_argument("--force", action="store_true", help="rebuild even if the cache matches")
@@ -371,6 +429,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.frames < 2 or args.clips_per_photo < 1 or args.encodes_per_clip < 1 or args.keep_frames < 1:
         raise UsageError("--frames must be >= 2; --clips-per-photo, --encodes-per-clip, --keep-frames >= 1")
+    for name in ("noise", "dark", "ten_bit", "identity"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise UsageError(f"--{name.replace('_', '-')} is a fraction: give a value from 0 to 1")
     if args.output.exists() and not args.output.is_dir():
         raise UsageError(f"--output {args.output} is a file; give a folder")
     _check_encoders(args.codecs)
@@ -380,6 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     specs = clip_specs(photos, videos, args.clips_per_photo, args.frames)
     cfg = {"version": CACHE_VERSION, "seed": args.seed, "frames": args.frames, "codecs": list(args.codecs),
            "crf": crf, "encodes_per_clip": args.encodes_per_clip, "keep_frames": args.keep_frames,
+           "noise": args.noise, "dark": args.dark, "ten_bit": args.ten_bit, "identity": args.identity,
            "clips": [asdict(s) for s in specs]}
     key = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()
     manifest_path = args.output / "manifest.json"
@@ -416,26 +478,36 @@ def cached(manifest_path: Path, key: str) -> bool:
     return manifest.get("key") == key and all((manifest_path.parent / c["file"]).is_file() for c in manifest["clips"])
 
 
-def load_pairs(directory: Path, packages: set[str] | None = None, exclude: set[str] | None = None) -> tuple[list, list]:
-    """(pairs, clips) of a pair set: pairs are (clean, degraded) uint8 frames; filter clips by package."""
+def load_pairs(directory: Path, packages: set[str] | None = None, exclude: set[str] | None = None,
+               identity: bool = False) -> tuple[list, list[dict]]:
+    """(pairs, labels) of a pair set, filtered by package.
+
+    Pairs are (clean, degraded) frames: uint8, or uint16 10-bit codes. ``labels[i]`` describes
+    ``pairs[i]`` (``clip``, ``package``, ``source``, ``encoder``, ``crf``, ``bits``), so a figure per
+    encoder or per clip can never drift from the pairs it describes. Pairs whose round trip changed
+    nothing (identity pairs, lossless encodes) are kept only with ``identity=True``: they teach leaving
+    pixels alone but have no PSNR to report.
+    """
     manifest_path = directory / "manifest.json"
     try:
         manifest = json.loads(manifest_path.read_text())
     except (OSError, ValueError):
         raise UsageError(f"{directory} is not a codec pair set (no readable manifest.json); build it with "
                          "python -m training.codec_pairs") from None
-    pairs, clips = [], []
+    pairs, labels = [], []
     for clip in manifest["clips"]:
         if (packages is not None and clip["package"] not in packages) or (exclude and clip["package"] in exclude):
             continue
         with np.load(directory / clip["file"]) as data:
             clean, degraded = data["clean"], data["degraded"]
         for i, row in enumerate(clip["samples"]):
-            if np.array_equal(clean[row["clean"]], degraded[i]):
-                continue  # a lossless round trip teaches nothing and has no PSNR
+            if not identity and np.array_equal(clean[row["clean"]], degraded[i]):
+                continue
+            enc = clip["encodes"][row["encode"]]
             pairs.append((clean[row["clean"]], degraded[i]))
-        clips.append(clip)
-    return pairs, clips
+            labels.append({"clip": clip["clip"], "package": clip["package"], "source": clip["source"],
+                           "encoder": enc["encoder"], "crf": enc["crf"], "bits": int(clip.get("bits", 8))})
+    return pairs, labels
 
 
 if __name__ == "__main__":

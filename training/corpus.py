@@ -63,7 +63,7 @@ def load_video_middle_luma(path: Path) -> np.ndarray:
     """The coded Y plane (8-bit) of the middle frame of the first video stream, decoded with PyAV."""
     import av
 
-    from vsfilter.planes import luma_u8
+    from vsfilter.reader.planes import luma_u8
 
     with av.open(str(path)) as container:
         if not container.streams.video:

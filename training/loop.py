@@ -15,7 +15,43 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Schedule", "Trainer", "psnr", "evaluate_full", "pick_device", "warmup_cosine"]
+__all__ = ["cpu_bf16_feature", "use_bf16", "Schedule", "Trainer", "psnr", "evaluate_full", "pick_device",
+           "warmup_cosine", "harm_aware_loss", "harm_weighted_l1", "LOSSES"]
+
+#: The training losses: ``l1``, ``l2`` (MSE), ``l1-harm`` (:func:`harm_weighted_l1`) and ``psnr-harm``
+#: (:func:`harm_aware_loss`).
+LOSSES = ("l1", "l2", "l1-harm", "psnr-harm")
+#: Rounding noise of one 8-bit code (variance of a uniform quantisation error): the floor of the per-crop MSE.
+ROUNDING_MSE = 1.0 / (12 * 255.0**2)
+
+
+def harm_weighted_l1(out, target, degraded, harm_weight: float):
+    """L1 per crop, with the crops the network currently makes worse than its input (a larger L1 than
+    the degraded crop's; any change of an identity crop) weighted ``1 + harm_weight``: doing no harm is
+    learned rather than averaged away, and restoration keeps L1's steady gradient."""
+    import torch
+
+    dims = tuple(range(1, out.dim()))
+    l1_out = (out - target).abs().mean(dim=dims)
+    with torch.no_grad():
+        l1_in = (degraded - target).abs().mean(dim=dims)
+        weight = 1.0 + harm_weight * (l1_out > l1_in).float()
+    return (weight * l1_out).sum() / weight.sum()
+
+
+def harm_aware_loss(out, target, degraded, harm_weight: float):
+    """Per-crop log-MSE ratio (filtered vs degraded: the crop's PSNR change, in nepers), averaged, plus
+    ``harm_weight`` times its positive part: crops the network makes worse cost ``1 + harm_weight``
+    times more than crops it improves earn, so doing no harm is learned and not averaged away. An
+    identity crop (degraded == target) has only rounding noise as its floor, so any change is harm.
+    """
+    import torch
+
+    dims = tuple(range(1, out.dim()))
+    mse_out = (out - target).pow(2).mean(dim=dims)
+    mse_in = (degraded - target).pow(2).mean(dim=dims)
+    ratio = torch.log(mse_out + ROUNDING_MSE) - torch.log(mse_in + ROUNDING_MSE)
+    return ratio.mean() + harm_weight * torch.relu(ratio).mean()
 
 
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
@@ -37,6 +73,29 @@ def warmup_cosine(total_steps: int, warmup_fraction: float = 0.03, floor: float 
     return factor
 
 
+def cpu_bf16_feature() -> str | None:
+    """The CPU's native bf16 instructions (``AMX-BF16`` or ``AVX512-BF16``), or None (Linux cpuinfo flags)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            flags = next((line.split(":", 1)[1].split() for line in fh if line.startswith("flags")), [])
+    except OSError:
+        return None
+    return "AMX-BF16" if "amx_bf16" in flags else "AVX512-BF16" if "avx512_bf16" in flags else None
+
+
+def use_bf16(amp: str, device) -> tuple[bool, str]:
+    """(bf16 autocast?, why) for ``--amp auto|bf16|none`` on ``device``: auto = CUDA or a CPU with native bf16."""
+    if amp == "none":
+        return False, "fp32 (--amp none)"
+    if amp == "bf16":
+        return True, "bf16 autocast (--amp bf16)"
+    if device.type == "cuda":
+        return True, "bf16 autocast (CUDA)"
+    feature = cpu_bf16_feature()
+    return (True, f"bf16 autocast + channels_last ({feature})") if feature else \
+        (False, "fp32 channels_last (this CPU has no AVX512-BF16 or AMX)")
+
+
 def pick_device(name: str):
     """``auto`` = CUDA when torch sees a GPU, else the CPU."""
     import torch
@@ -51,21 +110,25 @@ def pick_device(name: str):
 
 
 def evaluate_full(model, pairs, device=None) -> dict:
-    """PSNR-Y of degraded and filtered (rounded to 8 bits, as vmaf_pre outputs) vs clean, whole images.
+    """PSNR-Y of degraded and filtered (rounded to the pair's bit depth, as vmaf_pre outputs) vs clean,
+    whole images (8-bit pairs on the 255 scale, 10-bit pairs on the 1023 scale).
 
     Per-image values are returned too (``per_image``: degraded and filtered dB), in ``pairs`` order.
     """
     import torch
 
+    from .pairs import peak_of
+
     device = device or next(model.parameters()).device
     before, after = [], []
     with torch.inference_mode():
         for clean, degraded in pairs:
-            x = torch.from_numpy(degraded.astype(np.float32) / 255.0)[None, None].to(device)
+            peak = peak_of(clean)
+            x = torch.from_numpy(degraded.astype(np.float32) / peak)[None, None].to(device)
             y = model(x)[0, 0].float().cpu().numpy()
-            out = np.clip(np.rint(y * 255.0), 0, 255)
-            before.append(psnr(degraded, clean))
-            after.append(psnr(out, clean))
+            out = np.clip(np.rint(y * peak), 0, peak)
+            before.append(psnr(degraded, clean, peak))
+            after.append(psnr(out, clean, peak))
     gains = np.subtract(after, before)
     return {"psnr_degraded_db": float(np.mean(before)), "psnr_filtered_db": float(np.mean(after)),
             "psnr_gain_db": float(np.mean(gains)), "psnr_gain_min_db": float(np.min(gains)), "images": len(pairs),
@@ -86,6 +149,7 @@ class Schedule:
     seed: int = 42
     loss: str = "l1"
     warmup: float = 0.03
+    harm_weight: float = 2.0
 
 
 @dataclass
@@ -112,8 +176,18 @@ class Trainer:
         if s.ema:
             self.ema = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.generator = torch.Generator(device=self.device)
+        if s.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {', '.join(LOSSES)}, got {s.loss!r}")
         self.loss_fn = torch.nn.MSELoss() if s.loss == "l2" else torch.nn.L1Loss()
         self.forward = self.forward or self.model
+
+    def loss(self, out, target, degraded):
+        """The schedule's loss of ``out`` for ``target`` (``degraded`` is the input, for ``psnr-harm``)."""
+        if self.schedule.loss == "psnr-harm":
+            return harm_aware_loss(out.float(), target, degraded, self.schedule.harm_weight)
+        if self.schedule.loss == "l1-harm":
+            return harm_weighted_l1(out.float(), target, degraded, self.schedule.harm_weight)
+        return self.loss_fn(out.float(), target)
 
     # ------------------------------------------------------------------------------ state
 
@@ -162,7 +236,7 @@ class Trainer:
             x, y = self.bank.sample(s.batch, self.generator)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=s.amp):
                 out = self.forward(x)
-            loss = self.loss_fn(out.float(), y)
+            loss = self.loss(out, y, x)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
@@ -202,7 +276,7 @@ class Trainer:
                 t0 = time.monotonic()
             x, y = self.bank.sample(s.batch, self.generator)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=s.amp):
-                loss = self.loss_fn(self.forward(x).float(), y)
+                loss = self.loss(self.forward(x), y, x)
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
         if self.device.type == "cuda":

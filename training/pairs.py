@@ -1,7 +1,9 @@
 """Training pairs held on the training device and cropped there: fresh random crops every step.
 
-All (clean, degraded) images are packed into two flat uint8 tensors on the device (CUDA or CPU); a
-batch of crops is one gather, so the data pipeline never waits on Python or on host-to-device copies.
+All (clean, degraded) images are packed into two flat tensors on the device (CUDA or CPU): uint8 when
+every pair is 8-bit, int16 when some are 10-bit (each image keeps its own peak code, 255 or 1023, so a
+crop is normalised exactly as ``vmaf_pre`` feeds the model); a batch of crops is one gather, so the
+data pipeline never waits on Python or on host-to-device copies.
 """
 
 from __future__ import annotations
@@ -10,14 +12,19 @@ import math
 
 import numpy as np
 
-__all__ = ["PairBank", "center_crops"]
+__all__ = ["PairBank", "center_crops", "peak_of"]
+
+
+def peak_of(image: np.ndarray) -> int:
+    """The peak code of a stored frame: 255 for uint8, 1023 for uint16 (10-bit codes)."""
+    return 255 if image.dtype == np.uint8 else 1023
 
 
 class PairBank:
     """(clean, degraded) uint8 image pairs of any sizes, cropped on ``device``.
 
     Args:
-        pairs: (clean, degraded) uint8 H x W arrays, equal shapes per pair.
+        pairs: (clean, degraded) H x W arrays, equal shapes per pair: uint8, or uint16 10-bit codes.
         device: the torch device the crops are made on.
         crop: crop side; pairs smaller than it are left out.
         align: crop corners on multiples of this (8 keeps a whole-image JPEG grid where it was).
@@ -35,8 +42,11 @@ class PairBank:
         self.count = len(kept)
         shapes = np.array([c.shape for c, _ in kept], np.int64)
         sizes = shapes[:, 0] * shapes[:, 1]
-        self.clean = torch.from_numpy(np.concatenate([c.ravel() for c, _ in kept])).to(device)
-        self.degraded = torch.from_numpy(np.concatenate([d.ravel() for _, d in kept])).to(device)
+        wide = any(c.dtype != np.uint8 for c, _ in kept)
+        store = np.int16 if wide else np.uint8
+        self.clean = torch.from_numpy(np.concatenate([c.ravel().astype(store) for c, _ in kept])).to(device)
+        self.degraded = torch.from_numpy(np.concatenate([d.ravel().astype(store) for _, d in kept])).to(device)
+        self.peak = torch.tensor([float(peak_of(c)) for c, _ in kept], dtype=torch.float32, device=device)
         self.offset = torch.from_numpy(np.concatenate([[0], np.cumsum(sizes)[:-1]])).to(device)
         self.height = torch.from_numpy(shapes[:, 0]).to(device)
         self.width = torch.from_numpy(shapes[:, 1]).to(device)
@@ -57,8 +67,9 @@ class PairBank:
         x0 = torch.floor(u[1] * ((w - crop) // self.align + 1)).long() * self.align
         rows = (y0[:, None] + self._ramp[None, :]) * w[:, None] + self.offset[image][:, None]
         index = rows[:, :, None] + (x0[:, None] + self._ramp[None, :])[:, None, :]
-        x = self.degraded[index].unsqueeze(1).float().div_(255.0)
-        y = self.clean[index].unsqueeze(1).float().div_(255.0)
+        peak = self.peak[image].view(-1, 1, 1, 1)
+        x = self.degraded[index].unsqueeze(1).float().div_(peak)
+        y = self.clean[index].unsqueeze(1).float().div_(peak)
         if self.augment:
             x, y = _dihedral_batch(x, y, torch.randint(0, 8, (1,), device=dev, generator=generator))
         return x, y
@@ -87,11 +98,12 @@ def center_crops(pairs, crop: int, limit: int | None = None):
         if min(clean.shape) < crop:
             continue
         y, x = (clean.shape[0] - crop) // 2, (clean.shape[1] - crop) // 2
-        xs.append(degraded[y:y + crop, x:x + crop])
-        ys.append(clean[y:y + crop, x:x + crop])
+        peak = np.float32(peak_of(clean))
+        xs.append(degraded[y:y + crop, x:x + crop].astype(np.float32) / peak)
+        ys.append(clean[y:y + crop, x:x + crop].astype(np.float32) / peak)
     if not xs:
         raise ValueError(f"no validation image is at least {crop} px on both sides")
-    return (np.stack(xs)[:, None].astype(np.float32) / 255.0, np.stack(ys)[:, None].astype(np.float32) / 255.0)
+    return np.stack(xs)[:, None], np.stack(ys)[:, None]
 
 
 def steps_for(seconds: float, rate: float) -> int:

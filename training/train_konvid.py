@@ -41,7 +41,7 @@ from vsfilter.atomic import atomic_write_text
 from .cli import UsageError, run_main
 from .corpus import DEFAULT_VAL_PACKAGES, Sample, load_corpus, split, split_by_package
 from .degrade import BLUR_SIGMA, JPEG_QUALITY, degrade, degraded_variants
-from .loop import Schedule, Trainer, evaluate_full, pick_device, psnr
+from .loop import LOSSES, Schedule, Trainer, evaluate_full, pick_device, psnr, use_bf16
 
 __all__ = ["main", "psnr", "evaluate_full"]
 
@@ -77,14 +77,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--steps", type=int, help="optimiser steps (overrides --epochs-c3)")
     ap.add_argument("--time-budget", type=float, help="seconds of training: measure the speed, fit the steps")
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--loss", choices=["l1", "l2"], default="l1",
-                    help="l2 (MSE) optimises PSNR directly: useful to fine-tune an L1-trained model")
-    ap.add_argument("--init", type=Path, help="start from this checkpoint's weights (fine-tuning)")
+    ap.add_argument("--loss", choices=list(LOSSES), default="l1",
+                    help="l2 (MSE) optimises PSNR directly: useful to fine-tune an L1-trained model; psnr-harm: "
+                         "per-crop PSNR change with crops made worse weighted up; l1-harm: L1 with crops made worse "
+                         "weighted up (both: do no harm)")
+    ap.add_argument("--harm-weight", type=float, default=2.0,
+                    help="with --loss l1-harm or psnr-harm: extra weight of a crop the filter makes worse")
+    ap.add_argument("--init", type=Path,
+                    help="start from these weights (fine-tuning): a checkpoint, or a shipped .onnx model")
+    ap.add_argument("--model-id", help="the registry id the run trains (default: learned_filter_v1 for the card's "
+                                       "degradation, learned_filter_codec_v1 for codec pairs)")
     ap.add_argument("--ema", type=float, default=0.999, help="weight EMA decay (0 = none)")
     ap.add_argument("--chunk", type=int, default=None,
                     help="steps between validation and checkpoints (default: an epoch, or 1000 with --steps)")
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    ap.add_argument("--amp", choices=["auto", "bf16", "none"], default="auto", help="auto = bf16 on CUDA")
+    ap.add_argument("--amp", choices=["auto", "bf16", "none"], default="auto",
+                    help="auto = bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16 or AMX), else fp32")
     ap.add_argument("--qat-steps", type=int, default=0, help="then quantisation-aware fine-tuning steps")
     ap.add_argument("--qat-lr", type=float, default=1e-4)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = all cores")
@@ -183,33 +191,46 @@ def codec_data(args) -> tuple[list, list, dict]:
     if missing:
         raise UsageError(f"validation package(s) {', '.join(missing)} are not in the pair set; "
                          f"it has {', '.join(packages)}")
-    train, train_clips = load_pairs(args.pairs, exclude=set(val_packages))
-    val, val_clips = load_pairs(args.pairs, packages=set(val_packages))
+    train, train_labels = load_pairs(args.pairs, exclude=set(val_packages), identity=True)
+    val, val_labels = load_pairs(args.pairs, packages=set(val_packages))
     if not train or not val:
         raise UsageError("the pair set splits into an empty training or validation part; check --val-packages")
     record = {"pairs": str(args.pairs), "pair_set_key": listing["key"], "settings": listing["settings"],
-              "val_packages": list(val_packages), "train_clips": len(train_clips), "val_clips": len(val_clips),
-              "train_pairs": len(train), "val_pairs": len(val),
-              "train_sources": sorted({c["source"] for c in train_clips}),
-              "val_sources": sorted({c["source"] for c in val_clips}),
+              "val_packages": list(val_packages), "train_clips": len({lb["clip"] for lb in train_labels}),
+              "val_clips": len({lb["clip"] for lb in val_labels}), "train_pairs": len(train), "val_pairs": len(val),
+              "train_identity_pairs": sum(lb["encoder"] == "identity" for lb in train_labels),
+              "train_sources": sorted({lb["source"] for lb in train_labels}),
+              "val_sources": sorted({lb["source"] for lb in val_labels}),
               "degradation": {"kind": "codec", "tool": "training.codec_pairs"}}
-    args._val_clips = val_clips
+    args._val_labels = val_labels
     return train, val, record
 
 
-def codec_breakdown(model, val_pairs, clips, device) -> dict:
-    """PSNR gain per encoder and CRF band on the validation frames."""
-    keys = []
-    for clip in clips:
-        for row in clip["samples"]:
-            enc = clip["encodes"][row["encode"]]
-            lo = (enc["crf"] // 10) * 10
-            keys.append(f"{enc['encoder']} crf {lo}-{lo + 9}")
+def crf_band(crf: int) -> str:
+    lo = (crf // 10) * 10
+    return f"crf {lo}-{lo + 9}"
+
+
+def codec_breakdown(model, val_pairs: list, labels: list[dict], device) -> dict:
+    """PSNR gain per encoder and CRF band, per bit depth, and of the worst clip, on the validation frames.
+
+    ``labels[i]`` describes ``val_pairs[i]`` (as :func:`training.codec_pairs.load_pairs` returns them).
+    """
+    if len(labels) != len(val_pairs):
+        raise ValueError(f"{len(labels)} labels for {len(val_pairs)} pairs")
     result = evaluate_full(model, val_pairs, device)
-    out: dict[str, dict] = {}
-    for key, (before, after) in zip(keys, result["per_image"]):
-        out.setdefault(key, []).append(after - before)
-    return {k: {"frames": len(v), "psnr_gain_db": round(float(np.mean(v)), 4)} for k, v in sorted(out.items())}
+    groups: dict[str, dict[str, list[float]]] = {"per_codec": {}, "per_bit_depth": {}, "per_clip": {}}
+    for label, (before, after) in zip(labels, result["per_image"]):
+        gain = after - before
+        groups["per_codec"].setdefault(f"{label['encoder']} {crf_band(label['crf'])}", []).append(gain)
+        groups["per_bit_depth"].setdefault(f"{label['bits']}-bit", []).append(gain)
+        groups["per_clip"].setdefault(str(label["clip"]), []).append(gain)
+    out = {name: {k: {"frames": len(v), "psnr_gain_db": round(float(np.mean(v)), 4)} for k, v in sorted(g.items())}
+           for name, g in groups.items() if name != "per_clip"}
+    clip_means = {k: float(np.mean(v)) for k, v in groups["per_clip"].items()}
+    worst = min(clip_means, key=clip_means.__getitem__)
+    out["worst_clip"] = {"clip": int(worst), "psnr_gain_db": round(clip_means[worst], 4)}
+    return out
 
 
 # ------------------------------------------------------------------------------------------ main
@@ -231,14 +252,14 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from .checkpoint import load_model, save_checkpoint
+    from .checkpoint import load_model, load_weights, save_checkpoint
     from .model import LearnedFilter, count_params, fold
     from .pairs import PairBank, center_crops, steps_for
 
     resumed = load_model(ckpt_path)[1] if args.resume else None  # a bad checkpoint fails before the data
     if resumed is not None and "train_state" not in resumed:
         raise UsageError(f"--resume: {ckpt_path} holds exported weights only, not a training state to continue")
-    started_from = load_model(args.init)[0] if args.init is not None else None
+    started_from = load_weights(args.init)[0] if args.init is not None else None
 
     device = pick_device(args.device)
     torch.manual_seed(args.seed)
@@ -249,7 +270,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cudnn.allow_tf32 = False  # evaluation and QAT in true fp32; training is bf16 autocast
     if args.threads:
         torch.set_num_threads(args.threads)
-    amp = args.amp == "bf16" or (args.amp == "auto" and device.type == "cuda")
+    amp, precision_note = use_bf16(args.amp, device)
+    if not args.quiet:
+        print(f"training on {device}: {precision_note}", flush=True)
 
     train, val, data = (codec_data if args.degradation == "codec" else card_data)(args)
     bank = PairBank(train, device, args.crop, align=8 if args.degradation == "card" else 1,
@@ -268,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
             raise UsageError("--init loads a plain network; drop --reparam to fine-tune it")
         model.load_state_dict(started_from.state_dict())
     schedule = Schedule(steps, args.batch_size, args.lr, chunk=min(chunk, steps), ema=args.ema or None, amp=amp,
-                        seed=args.seed, loss=args.loss, warmup=0.03 if args.init is None else 0.0)
+                        seed=args.seed, loss=args.loss, warmup=0.03 if args.init is None else 0.0,
+                        harm_weight=args.harm_weight)
     if args.time_budget is not None and not args.resume:
         probe = Trainer(model, bank, schedule)
         rate = probe.measure_rate()
@@ -288,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         trainer.load_state(state["train_state"])
     out_dir.mkdir(parents=True, exist_ok=True)
     loss_fn = torch.nn.L1Loss()
-    model_id = MODEL_IDS[args.degradation]
+    model_id = args.model_id or MODEL_IDS[args.degradation]
 
     def averaged() -> LearnedFilter:
         avg = LearnedFilter(args.num_blocks, args.channels, reparam=args.reparam).to(device)
@@ -339,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest["epochs"] = trainer.history
     manifest["final"] = {"val_l1": trainer.history[-1]["val_l1"], **evaluate_full(final, val, device)}
     if args.degradation == "codec":
-        manifest["final"]["per_codec"] = codec_breakdown(final, val, args._val_clips, device)
+        manifest["final"] |= codec_breakdown(final, val, args._val_labels, device)
     if args.qat_steps:
         manifest["qat"] = run_qat(args, final, bank, val, device, out_dir)
     atomic_write_text(manifest_path, json.dumps(manifest, indent=2))

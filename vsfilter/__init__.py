@@ -2,9 +2,10 @@
 
 Public API:
     vmaf_pre        -- run learned_filter_v1 (or any [N,1,H,W] ONNX) on a clip's luma
-    source          -- open a video file as a frame-exact VapourSynth clip (PyAV)
+    source          -- open a video file (or raw YUV, with RawFormat) as a frame-exact VapourSynth clip (PyAV)
     compare         -- the compare package: compare.compare(ref, dist) scores dist and prefiltered dist
-                       against ref with libvmaf (CLI: python -m vsfilter.compare)
+                       against ref with libvmaf (CLI: python -m vsfilter.compare); CompareOptions holds
+                       a comparison's options, CompareResult its scores
     ORT_CPU, ORT_CUDA, TORCH_CUDA, OpenVINO, Precision -- backend choices
     resolve_model, load_registry, model_dir -- the model registry
     VsfilterError   -- the root of every error vsfilter raises
@@ -30,7 +31,7 @@ except PackageNotFoundError:  # pragma: no cover - a source tree that was never 
 #: Public name -> the module that defines it (imported on first use).
 _EXPORTS = {
     "vmaf_pre": ".filter",
-    "source": ".pyav_source",
+    "source": ".reader",
     "SourceError": ".errors",
     "ORT_CPU": ".backends",
     "ORT_CUDA": ".backends",
@@ -46,11 +47,13 @@ _EXPORTS = {
     "resolve_model": ".models",
     "CompareError": ".errors",
     "CompareResult": ".compare",
+    "CompareOptions": ".compare",
+    "RawFormat": ".reader",
     "openvino_runtime_library": "._openvino",
 }
 
 __all__ = [  # noqa: RUF022 (grouped as the docstring lists them)
-    "vmaf_pre", "source", "compare", "CompareResult",
+    "vmaf_pre", "source", "RawFormat", "compare", "CompareOptions", "CompareResult",
     "ORT_CPU", "ORT_CUDA", "TORCH_CUDA", "OpenVINO", "Precision",
     "ModelSpec", "load_registry", "model_dir", "resolve_model",
     "VsfilterError", "BackendError", "ModelError", "SourceError", "CompareError",
@@ -62,11 +65,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from . import compare
     from ._openvino import openvino_runtime_library
     from .backends import ORT_CPU, ORT_CUDA, TORCH_CUDA, OpenVINO, Precision
-    from .compare import CompareResult
+    from .compare import CompareOptions, CompareResult
     from .errors import BackendError, CompareError, ModelError, SourceError, VsfilterError
     from .filter import vmaf_pre
     from .models import ModelSpec, load_registry, model_dir, resolve_model
-    from .pyav_source import source
+    from .reader import RawFormat, source
 
 
 def __getattr__(name: str) -> Any:

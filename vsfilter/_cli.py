@@ -19,7 +19,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 __all__ = ["Terminated", "fail", "check_outputs", "cli_main", "OneLineParser", "positive_int", "non_negative_int",
-           "add_scoring_options", "parse_args"]
+           "add_scoring_options", "parse_args", "options_from_args", "raw_from_args", "flag_hint",
+           "UsageError"]
 
 
 class Terminated(BaseException):
@@ -136,14 +137,104 @@ def non_negative_int(text: str) -> int:
 
 
 def add_scoring_options(ap: argparse.ArgumentParser) -> None:
-    """The options compare and batch share: the pre-filter and how libvmaf scores."""
+    """The options compare and batch share: the pre-filter, how libvmaf scores, raw YUV geometry and
+    the time alignment (:func:`options_from_args` turns them into a ``CompareOptions``)."""
+    from .compare.vmaf_models import builtin_vmaf_models
+
     ap.add_argument("--model", default="learned_filter_v1",
-                    help="pre-filter: registry id (learned_filter_v1, learned_filter_codec_v1) or .onnx path")
+                    help="pre-filter: registry id (learned_filter_v1, learned_filter_codec_v1, "
+                         "learned_filter_codec_v2) or .onnx path")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "openvino"])
     ap.add_argument("--precision", default="fp32", choices=["auto", "fp32", "tf32", "fp16", "bf16", "int8"])
     ap.add_argument("--vmaf-model", default="vmaf_v0.6.1",
-                    help="vmaf_v0.6.1 (default), vmaf_4k_v0.6.1, ... or a path to a libvmaf model file")
+                    help=f"one of the linked libvmaf's models ({', '.join(builtin_vmaf_models())}), auto (the 4K "
+                         "model for 3840-wide or 2160-high references), or a model file; add :phone for the "
+                         "phone model (e.g. vmaf_v0.6.1:phone). Default vmaf_v0.6.1")
     ap.add_argument("--subsample", type=positive_int, default=1, help="score (and filter) every N-th frame")
+    ap.add_argument("--tilesize", type=non_negative_int, default=None,
+                    help="vmaf_pre tile size (default: automatic, bounded memory; 0 = whole frames)")
+    ap.add_argument("--no-cambi", action="store_true", help="do not score banding (libvmaf's CAMBI)")
+    time = ap.add_argument_group("time alignment")
+    time.add_argument("--dist-offset", type=int, default=0, metavar="N",
+                      help="pair distorted frame k+N with reference frame k (N < 0: the reference starts later)")
+    time.add_argument("--find-offset", type=non_negative_int, nargs="?", const=5, default=None, metavar="MAX",
+                      help="search offsets up to MAX frames each way (default 5) and use the best")
+    raw = ap.add_argument_group("raw YUV inputs (.yuv files; the vmaf CLI's names)")
+    for prefix, whose in (("", "every .yuv input"), ("dist-", "the distorted .yuv when it differs")):
+        raw.add_argument(f"--{prefix}width", type=positive_int, help=f"frame width of {whose}")
+        raw.add_argument(f"--{prefix}height", type=positive_int, help=f"frame height of {whose}")
+        under = prefix.replace("-", "_")
+        raw.add_argument(f"--{prefix}pixel-format", f"--{under}pixel_format", dest=f"{under}pixel_format",
+                         choices=["420", "422", "444"], help=f"chroma layout of {whose} (default 420)")
+        raw.add_argument(f"--{prefix}bitdepth", type=int, choices=[8, 10, 12, 16],
+                         help=f"bits per sample of {whose} (default 8; above 8 little-endian)")
+        raw.add_argument(f"--{prefix}fps", type=_fraction,
+                         help=f"frame rate of {whose} (default: the other input's, else 24)")
+
+
+def _fraction(text: str):
+    from fractions import Fraction
+
+    try:
+        value = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rate (25, 30000/1001, 23.976)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def raw_from_args(args: argparse.Namespace, distorted: bool = False):
+    """The raw YUV geometry the flags give (the ``--dist-*`` ones win for the distorted input), or None
+    when no width and height are given."""
+    from .errors import SourceError
+    from .reader.raw import RawFormat
+
+    pick = {k: (getattr(args, f"dist_{k}", None) if distorted else None) or getattr(args, k)
+            for k in ("width", "height", "pixel_format", "bitdepth", "fps")}
+    if pick["width"] is None and pick["height"] is None:
+        return None
+    missing = [k for k in ("width", "height") if pick[k] is None]
+    if missing:
+        raise UsageError(f"raw YUV needs {' and '.join('--' + k for k in missing)} as well")
+    try:
+        return RawFormat(pick["width"], pick["height"], pick["pixel_format"] or "420", pick["bitdepth"] or 8,
+                         pick["fps"])
+    except SourceError as exc:
+        raise UsageError(str(exc).removeprefix("raw YUV: ")) from None
+
+
+def _raw_for(args: argparse.Namespace, path: str, role: str):
+    """The raw geometry of a ``.yuv`` input (``role`` ``reference`` or ``distorted``), or None."""
+    from .reader.raw import is_raw_path
+
+    if not is_raw_path(path):
+        return None
+    raw = raw_from_args(args, role == "distorted")
+    if raw is None:
+        raise UsageError(f"{path} is raw YUV (no header): give its --width and --height (and --pixel-format, "
+                         "--bitdepth unless 420 8-bit)")
+    return raw
+
+
+class UsageError(Exception):
+    """A command line that cannot run as given (the CLI prints it as its one-line error)."""
+
+
+def options_from_args(args: argparse.Namespace, reference: str, distorted: str, **extra):
+    """The ``CompareOptions`` the shared flags give for a (reference, distorted) pair."""
+    from .compare.options import CompareOptions
+
+    ref_raw, dist_raw = _raw_for(args, reference, "reference"), _raw_for(args, distorted, "distorted")
+    return CompareOptions(model=args.model, device=args.device, precision=args.precision, vmaf_model=args.vmaf_model,
+                          subsample=args.subsample, tilesize=args.tilesize, cambi=not args.no_cambi,
+                          dist_offset=args.dist_offset, find_offset=args.find_offset, reference_raw=ref_raw,
+                          distorted_raw=dist_raw, **extra)
+
+
+def flag_hint(option: str, value: object) -> str:
+    """How a CLI message names an option to pass: ``--dist-offset -3``."""
+    return f"--{option.replace('_', '-')}" + ("" if value is None else f" {value}")
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace | int:

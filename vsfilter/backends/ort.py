@@ -54,7 +54,7 @@ def cuda_provider_options(device_id: int, precision: Precision, nhwc: bool) -> d
 class _OrtRunner:
     """ONNX Runtime sessions per input shape, each pooled ``streams`` deep.
 
-    On CUDA, whole planes go through the model wrapped by :func:`vsfilter.graphs.integer_io`: the
+    On CUDA, whole planes go through the model wrapped by :func:`vsfilter.backends.graphs.integer_io`: the
     integer samples are uploaded as they are (IO binding) and normalisation, rounding, clamping and
     the cast back run on the GPU.
     """
@@ -104,7 +104,7 @@ class _OrtRunner:
         if bits not in self._integer_graphs:
             import onnx
 
-            from ..graphs import integer_io
+            from .graphs import integer_io
 
             self._integer_graphs[bits] = integer_io(onnx.ModelProto.FromString(self._proto_bytes),
                                                     bits).SerializeToString()
@@ -189,7 +189,7 @@ class ORT_CUDA(BackendBase):
             ort.preload_dlls()
         proto = onnx.load(str(spec.path))
         if precision is Precision.FP16:
-            from ..graphs import fp16_body
+            from .graphs import fp16_body
 
             proto = fp16_body(proto)
         providers = [("CUDAExecutionProvider", cuda_provider_options(self.device_id, precision, self.nhwc)),

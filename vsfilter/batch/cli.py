@@ -10,7 +10,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from .._cli import OneLineParser, add_scoring_options, check_outputs, cli_main, fail, parse_args, positive_int
+from .._cli import (
+    OneLineParser,
+    UsageError,
+    add_scoring_options,
+    check_outputs,
+    cli_main,
+    fail,
+    parse_args,
+    positive_int,
+    raw_from_args,
+)
 
 __all__ = ["main"]
 
@@ -39,9 +49,13 @@ def main(argv: list[str] | None = None) -> int:
         return args
     import vsfilter  # noqa: F401  (openvino before vs.core)
 
-    from ..compare.scoring import BUILTIN_VMAF_MODELS
+    from ..compare.options import CompareOptions
+    from ..compare.vmaf_models import parse_vmaf_model
+    from ..errors import VsfilterError
+    from ..models import resolve_model
+    from ..reader.raw import is_raw_path
     from .manifest import ManifestError, read_manifest
-    from .runner import BatchError, run_batch, start_client
+    from .runner import run_batch, start_client
     from .tasks import Settings
 
     try:
@@ -50,9 +64,17 @@ def main(argv: list[str] | None = None) -> int:
         return fail(PROG, str(exc))
     if args.out.exists() and not args.out.is_dir():
         return fail(PROG, f"--out {args.out} is a file; give a folder")
-    if args.vmaf_model not in BUILTIN_VMAF_MODELS and not Path(args.vmaf_model).is_file():
-        return fail(PROG, f"unknown --vmaf-model {args.vmaf_model!r}: one of "
-                          f"{', '.join(BUILTIN_VMAF_MODELS)} or a file")
+    try:
+        parse_vmaf_model(args.vmaf_model)
+        raw, dist_raw = raw_from_args(args), raw_from_args(args, distorted=True)
+    except VsfilterError as exc:
+        return fail(PROG, str(exc).replace("unknown VMAF model", "unknown --vmaf-model"))
+    except UsageError as exc:
+        return fail(PROG, str(exc))
+    unraw = [f for p in pairs for f in (p.reference, p.distorted) if is_raw_path(f) and raw is None]
+    if unraw:
+        return fail(PROG, f"{unraw[0]} is raw YUV (no header): give --width and --height (and --pixel-format, "
+                          "--bitdepth unless 420 8-bit)")
     outputs = [("--out", args.out / f"{p.id}.json") for p in pairs] + [("--out", args.out / "summary.csv")]
     inputs = [("MANIFEST", args.manifest)] + [(f"pair {p.id}", Path(f)) for p in pairs
                                               for f in (p.reference, p.distorted)]
@@ -60,11 +82,15 @@ def main(argv: list[str] | None = None) -> int:
     problem = check_outputs(inputs, outputs)
     if problem:
         return fail(PROG, problem.replace("--out ", "output "))
-    settings = Settings(args.model, args.device, args.precision, args.vmaf_model, args.subsample, args.chunk_frames)
     try:
+        options = CompareOptions(model=args.model, device=args.device, precision=args.precision,
+                                 vmaf_model=args.vmaf_model, subsample=args.subsample, tilesize=args.tilesize,
+                                 cambi=not args.no_cambi, dist_offset=args.dist_offset, find_offset=args.find_offset)
+        resolve_model(options.model)
         client, cluster = start_client(args.scheduler, args.workers)
-    except BatchError as exc:
+    except VsfilterError as exc:
         return fail(PROG, str(exc))
+    settings = Settings(options, args.chunk_frames, raw, dist_raw)
     try:
         outcomes = _run(args, pairs, settings, client, run_batch)
     finally:

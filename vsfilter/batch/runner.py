@@ -19,6 +19,7 @@ from ..atomic import atomic_write_text
 from ..compare.pipeline import STREAMS
 from ..compare.scoring import METRICS, Scores
 from ..errors import VsfilterError
+from ..models import resolve_model
 from .manifest import PairSpec
 from .tasks import Settings, chunk_bounds, render_report, score_chunk, score_first
 
@@ -53,11 +54,13 @@ def stitch(chunks: list[dict]) -> dict[str, Scores]:
     out = {}
     for stream in STREAMS:
         frames: list[int] = []
-        per_frame: dict[str, list[float]] = {m: [] for m in METRICS}
-        for chunk in sorted(chunks, key=lambda c: c["start"]):
+        ordered = sorted(chunks, key=lambda c: c["start"])
+        metrics = list(ordered[0]["streams"][stream]["per_frame"]) if ordered else list(METRICS)
+        per_frame: dict[str, list[float]] = {m: [] for m in metrics}
+        for chunk in ordered:
             part = chunk["streams"][stream]
             frames += part["frames"]
-            for metric in METRICS:
+            for metric in metrics:
                 per_frame[metric] += part["per_frame"][metric]
         if frames != sorted(set(frames)):
             raise BatchError("chunks overlap or are out of order; this is a bug")
@@ -65,26 +68,30 @@ def stitch(chunks: list[dict]) -> dict[str, Scores]:
     return out
 
 
-def _completed(path: Path, pair: PairSpec, settings: Settings) -> dict | None:
-    """The pair's JSON from an earlier run, when it is complete and was made with these settings."""
+def _completed(path: Path, expected: dict) -> dict | None:
+    """The pair's JSON from an earlier run, when it is complete and was made with these settings.
+
+    ``expected`` is what the result must record: the inputs, the model's sha256 and every scoring option
+    (:func:`expected_record`); anything else (another precision, backend, VMAF model, subsample, tile
+    size, offset, a retrained model file) is recomputed.
+    """
     try:
         doc = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    try:
         frames = [row["frame"] for row in doc["per_frame"]]
-        same = (doc["reference"] == pair.reference and doc["distorted"] == pair.distorted
-                and doc["vmaf_model"] == settings.vmaf_model and doc["model"]["id"] == _model_id(settings)
-                and len(frames) == doc["frames"] > 0 and all(f % settings.subsample == 0 for f in frames)
-                and (len(frames) < 2 or frames[1] - frames[0] == settings.subsample))
-    except (KeyError, TypeError, IndexError):
+        options = doc["options"]
+        same = (doc["reference"] == expected["reference"] and doc["distorted"] == expected["distorted"]
+                and doc["model"]["sha256"] == expected["sha256"] and options == expected["options"]
+                and len(frames) == doc["frames"] > 0 and all(f % options["subsample"] == 0 for f in frames)
+                and (len(frames) < 2 or frames[1] - frames[0] == options["subsample"]))
+    except (OSError, ValueError, KeyError, TypeError, IndexError):
         return None
     return doc if same else None
 
 
-def _model_id(settings: Settings) -> str:
-    text = str(settings.model)
-    return Path(text).stem if text.lower().endswith(".onnx") else text
+def expected_record(pair: PairSpec, settings: Settings, sha256: str) -> dict:
+    """What a reusable result of ``pair`` records (see :func:`_completed`)."""
+    return {"reference": pair.reference, "distorted": pair.distorted, "sha256": sha256,
+            "options": settings.options_for(pair).describe()}
 
 
 def start_client(scheduler: str | None, workers: int | None):
@@ -115,6 +122,26 @@ def _has_bokeh() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("bokeh") is not None
+
+
+def _core_threads_plugin():
+    """The :class:`CoreThreads` worker plugin (distributed is imported only when a batch runs)."""
+    from distributed import WorkerPlugin
+
+    class CoreThreads(WorkerPlugin):
+        """Each worker's VapourSynth core runs as many threads as the worker has (a one-thread worker is
+        one core's worth of work), set once when the worker starts."""
+
+        name = "vsfilter-core-threads"
+
+        def setup(self, worker) -> None:
+            import vsfilter  # noqa: F401  (openvino before vs.core)
+
+            import vapoursynth as vs
+
+            vs.core.num_threads = max(1, int(worker.state.nthreads))
+
+    return CoreThreads()
 
 
 def run_batch(pairs: list[PairSpec], out_dir: Path, settings: Settings, *, client, report: bool = False,
@@ -154,8 +181,11 @@ def run_batch(pairs: list[PairSpec], out_dir: Path, settings: Settings, *, clien
         meta[future.key] = (kind, pair_id)
         futures.add(future)
 
+    sha256 = resolve_model(settings.options.model).sha256
+    plugin = _core_threads_plugin()
+    client.register_plugin(plugin, name=plugin.name)
     for pair in pairs:
-        previous = _completed(out_dir / f"{pair.id}.json", pair, settings)
+        previous = _completed(out_dir / f"{pair.id}.json", expected_record(pair, settings, sha256))
         if previous is not None and (not report or (out_dir / f"{pair.id}.html").is_file()):
             finish(PairOutcome(pair, "resumed", result=previous))
             continue
@@ -181,30 +211,28 @@ def run_batch(pairs: list[PairSpec], out_dir: Path, settings: Settings, *, clien
             state.expected = len(bounds)
             known_frames += state.count
             for a, b in bounds[1:]:
-                submit("chunk", pair_id, score_chunk, state.pair, settings, a, b)
+                submit("chunk", pair_id, score_chunk, state.pair, value["chunk_options"], a, b)
             value = value["chunk"]
         state.chunks[value["start"]] = value
         done_frames += value["stop"] - value["start"]
         if progress:
             progress(done_frames, known_frames)
         if len(state.chunks) == state.expected:
-            result = _write_result(state, settings, out_dir)
+            result = _write_result(state, out_dir)
             if report:
                 state.head["result"] = result
-                submit("report", pair_id, render_report, state.pair, settings, result)
+                submit("report", pair_id, render_report, state.pair, state.head["chunk_options"], result)
             else:
                 finish(PairOutcome(state.pair, "ok", result=result))
     return [outcomes[p.id] for p in pairs]
 
 
-def _write_result(state: _Pending, settings: Settings, out_dir: Path) -> dict:
+def _write_result(state: _Pending, out_dir: Path) -> dict:
     from ..compare.core import result_from_scores
     from ..compare.report import to_json
 
-    head = state.head
     scores = stitch(list(state.chunks.values()))
-    result = result_from_scores(state.pair.reference, state.pair.distorted, head["model"], head["notes"],
-                                head["warnings"], settings.vmaf_model, scores)
+    result = result_from_scores(state.pair.reference, state.pair.distorted, state.head["record"], scores)
     doc = to_json(result)
     atomic_write_text(out_dir / f"{state.pair.id}.json", json.dumps(doc, indent=2) + "\n")
     return doc

@@ -7,8 +7,10 @@ machine, so only the first open of a file indexes it) and uses the worker's thre
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from ..compare.options import CompareOptions
+from ..reader.raw import RawFormat, is_raw_path
 from .manifest import PairSpec
 
 __all__ = ["Settings", "score_first", "score_chunk", "render_report", "chunk_bounds"]
@@ -16,20 +18,29 @@ __all__ = ["Settings", "score_first", "score_chunk", "render_report", "chunk_bou
 
 @dataclass(frozen=True)
 class Settings:
-    """The compare options every pair of a batch is scored with."""
+    """How every pair of a batch is scored.
 
-    model: str = "learned_filter_v1"
-    device: str = "auto"
-    precision: str = "fp32"
-    vmaf_model: str = "vmaf_v0.6.1"
-    subsample: int = 1
+    Attributes:
+        options: the compare options (``reference_raw``/``distorted_raw`` there are ignored: use ``raw``).
+        chunk_frames: split longer pairs into chunks of this many frames.
+        raw: the geometry of every ``.yuv`` input.
+        dist_raw: the geometry of ``.yuv`` distorted inputs, when it differs from ``raw``.
+    """
+
+    options: CompareOptions = field(default_factory=CompareOptions)
     chunk_frames: int = 2000
-    tilesize: int | None = None
+    raw: RawFormat | None = None
+    dist_raw: RawFormat | None = None
+
+    def options_for(self, pair: PairSpec) -> CompareOptions:
+        """The options of one pair: the raw geometry applied to its ``.yuv`` inputs."""
+        return self.options.with_(reference_raw=self.raw if is_raw_path(pair.reference) else None,
+                                  distorted_raw=(self.dist_raw or self.raw) if is_raw_path(pair.distorted) else None)
 
 
 def chunk_bounds(count: int, settings: Settings) -> list[tuple[int, int]]:
     """``[start, stop)`` ranges of at most ``chunk_frames`` frames (starts on multiples of subsample)."""
-    n = settings.subsample
+    n = settings.options.subsample
     size = max(n, -(-settings.chunk_frames // n) * n)
     return [(a, min(count, a + size)) for a in range(0, count, size)]
 
@@ -43,48 +54,45 @@ def _threads() -> int:
         return 0
 
 
-def _open(pair: PairSpec, settings: Settings, threads: int):
-    import vapoursynth as vs
-
+def _open(pair: PairSpec, options: CompareOptions, threads: int):
     import vsfilter  # noqa: F401  (openvino before vs.core)
 
     from ..compare.core import open_pair
 
-    if threads:
-        vs.core.num_threads = threads
-    return open_pair(pair.reference, pair.distorted, model=settings.model, device=settings.device,
-                     precision=settings.precision, vmaf_model=settings.vmaf_model, subsample=settings.subsample,
-                     threads=threads, tilesize=settings.tilesize)
+    return open_pair(pair.reference, pair.distorted, options.with_(threads=threads))
 
 
-def _scores(opened, settings: Settings, start: int, stop: int, threads: int) -> dict:
-    from ..compare.pipeline import ScoreRange, score_range
+def _scores(opened, start: int, stop: int) -> dict:
+    from ..compare.pipeline import score_range
 
-    rng = ScoreRange(start, stop, settings.vmaf_model, settings.subsample, threads, context=True)
-    scores = score_range(opened.ref, opened.dist, opened.pre, rng)
+    scores = score_range(opened.ref, opened.dist, opened.pre, opened.score_range(start, stop, context=True))
     return {"start": start, "stop": stop,
             "streams": {s: {"frames": sc.frame_numbers, "per_frame": sc.per_frame} for s, sc in scores.items()}}
 
 
 def score_first(pair: PairSpec, settings: Settings) -> dict:
-    """Open the pair, learn its length, and score its first chunk (one task for a short pair)."""
-    threads = _threads()
-    opened = _open(pair, settings, threads)
+    """Open the pair, learn its length, and score its first chunk (one task for a short pair).
+
+    Returns the frame count, the pair's record (model, notes, warnings, options), the options the other
+    chunks must use (the offset as found, no second search) and the first chunk's scores.
+    """
+    from ..compare.core import pair_record
+
+    opened = _open(pair, settings.options_for(pair), _threads())
     start, stop = chunk_bounds(opened.count, settings)[0]
-    return {"count": opened.count, "model": opened.plan.describe(), "notes": opened.notes,
-            "warnings": opened.warnings, "chunk": _scores(opened, settings, start, stop, threads)}
+    return {"count": opened.count, "record": pair_record(opened),
+            "chunk_options": opened.options.with_(find_offset=0), "chunk": _scores(opened, start, stop)}
 
 
-def score_chunk(pair: PairSpec, settings: Settings, start: int, stop: int) -> dict:
+def score_chunk(pair: PairSpec, options: CompareOptions, start: int, stop: int) -> dict:
     """Scores of frames ``[start, stop)`` of the pair, exactly as a whole-file run gives them."""
-    threads = _threads()
-    return _scores(_open(pair, settings, threads), settings, start, stop, threads)
+    return _scores(_open(pair, options, _threads()), start, stop)
 
 
-def render_report(pair: PairSpec, settings: Settings, result: dict) -> str:
+def render_report(pair: PairSpec, options: CompareOptions, result: dict) -> str:
     """The HTML report page of a scored pair (frames fetched from the pair's clips)."""
     from ..compare.core import CompareResult
     from ..compare.html import render_report as render
 
     fields = {k: v for k, v in result.items() if k != "schema_version"}
-    return render(CompareResult(**fields), _open(pair, settings, _threads()))
+    return render(CompareResult(**fields), _open(pair, options, _threads()))

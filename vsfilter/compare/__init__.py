@@ -4,5 +4,6 @@
 """
 
 from .core import CompareError, CompareResult, RateMismatchError, SizeMismatchError, compare
+from .options import CompareOptions
 
-__all__ = ["compare", "CompareError", "CompareResult", "RateMismatchError", "SizeMismatchError"]
+__all__ = ["compare", "CompareOptions", "CompareError", "CompareResult", "RateMismatchError", "SizeMismatchError"]

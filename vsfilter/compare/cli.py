@@ -8,11 +8,14 @@ from pathlib import Path
 
 from .._cli import (
     OneLineParser,
+    UsageError,
     add_scoring_options,
     check_outputs,
     cli_main,
     fail,
+    flag_hint,
     non_negative_int,
+    options_from_args,
     parse_args,
     positive_int,
 )
@@ -33,8 +36,6 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=non_negative_int, default=0,
                     help="libvmaf and filter threads (0 = automatic; 1 = everything on one core)")
     ap.add_argument("--frames", type=positive_int, help="score at most N frames")
-    ap.add_argument("--tilesize", type=non_negative_int, default=None,
-                    help="vmaf_pre tile size (default: automatic, bounded memory; 0 = whole frames)")
     ap.add_argument("--no-scale", action="store_true",
                     help="error instead of scaling a distorted stream of another size")
     ap.add_argument("--force", action="store_true", help="compare frame by frame even if the frame rates differ")
@@ -73,8 +74,7 @@ def _run(args: argparse.Namespace, outputs: list) -> int:
     import vsfilter  # noqa: F401  (openvino before vs.core, see vsfilter._openvino)
 
     from . import report
-    from .core import CompareError, RateMismatchError, SizeMismatchError, open_pair, result_from_scores
-    from .pipeline import ScoreRange, score_range
+    from .core import CompareError, RateMismatchError, SizeMismatchError, open_pair, score_pair
 
     if args.demo:
         from .demo import demo_pair
@@ -95,20 +95,18 @@ def _run(args: argparse.Namespace, outputs: list) -> int:
             bar.update(done - bar.n)
 
     try:
-        pair = open_pair(args.reference, args.distorted, model=args.model, device=args.device,
-                         precision=args.precision, vmaf_model=args.vmaf_model, subsample=args.subsample,
-                         threads=args.threads, frames=args.frames, scale=not args.no_scale, force=args.force,
-                         tilesize=args.tilesize)
-        rng = ScoreRange(0, pair.count, args.vmaf_model, args.subsample, args.threads)
-        scores = score_range(pair.ref, pair.dist, pair.pre, rng, progress)
-        result = result_from_scores(args.reference, args.distorted, pair.plan.describe(), pair.notes, pair.warnings,
-                                    args.vmaf_model, scores)
+        options = options_from_args(args, args.reference, args.distorted, threads=args.threads, frames=args.frames,
+                                    scale=not args.no_scale, force=args.force)
+        pair = open_pair(args.reference, args.distorted, options, hint=flag_hint)
+        result = score_pair(pair, progress)
+    except UsageError as exc:
+        return fail(PROG, str(exc))
     except RateMismatchError as exc:
         return fail(PROG, f"{exc.reason}; pass --force to compare frame by frame anyway")
     except SizeMismatchError as exc:
         return fail(PROG, f"{exc.reason}; drop --no-scale to scale the distorted stream")
     except CompareError as exc:
-        return fail(PROG, str(exc))
+        return fail(PROG, _flags(str(exc)))
     finally:
         if bar is not None:
             bar.close()
@@ -130,6 +128,14 @@ def _run(args: argparse.Namespace, outputs: list) -> int:
         for w in result.warnings:
             print(f"warning: {w}", file=sys.stderr)
     return 0
+
+
+def _flags(message: str) -> str:
+    """A library message as the CLI says it: the options it names become their flags."""
+    for option, flag in (("(reference_raw)", "(--width, --height, --pixel-format, --bitdepth)"),
+                         ("(distorted_raw)", "(--width, --height, --pixel-format, --bitdepth)")):
+        message = message.replace(option, flag)
+    return message
 
 
 if __name__ == "__main__":

@@ -10,18 +10,24 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 
 import vapoursynth as vs
 
 from ..errors import CompareError, VsfilterError
 from ..filter import vmaf_pre
 from ..plan import FilterPlan, plan_filter
-from ..pyav_source import source
+from ..reader import source
+from ..reader.raw import RawFormat, is_raw_path
+from .offset import OffsetCheck, check_offsets
+from .options import OFFSET_SEARCH_DEFAULT, CompareOptions
 from .pipeline import STREAMS, ScoreRange, score_range
-from .scoring import METRICS, Scores, check_frame_size, check_vmaf_model, pool
+from .scoring import CAMBI_MIN_SIDE, Scores, cambi_runs, check_frame_size, check_vmaf_model, pool
+from .verdict import Verdict, judge
+from .vmaf_models import AUTO, PHONE, VmafModel, parse_vmaf_model, resolve_vmaf_model
 
-__all__ = ["CompareError", "CompareResult", "RateMismatchError", "SizeMismatchError", "compare", "Pair",
-           "open_pair", "result_from_scores"]
+__all__ = ["CompareError", "CompareOptions", "CompareResult", "RateMismatchError", "SizeMismatchError", "compare",
+           "Pair", "open_pair", "score_pair", "pair_record", "result_from_scores", "make_options"]
 
 
 class _Refusal(CompareError):
@@ -53,14 +59,20 @@ class CompareResult:
     Attributes:
         reference, distorted: the input paths.
         model: ``{"id", "sha256", "backend", "precision"}`` of the pre-filter.
-        vmaf_model: the VMAF model used for ``vmaf`` (``vmaf_neg`` is always vmaf_v0.6.1neg).
+        vmaf_model: the VMAF model used for ``vmaf`` (``auto`` resolved; ``vmaf_neg`` is always
+            vmaf_v0.6.1neg).
         frames: frames scored.
         pooled: ``{stream: {metric: mean}}`` for ``distorted`` and ``prefiltered``.
         pooled_harmonic_mean, pooled_min, pooled_p5: the other poolings, same shape.
         delta: ``{metric: prefiltered mean - distorted mean}``.
-        per_frame: one dict per scored frame: ``frame``, then ``distorted`` and ``prefiltered`` metrics.
-        notes: what was done to align the inputs (scaling, trimming).
-        warnings: what the user should know (frame count mismatch, enhancement gaming).
+        per_frame: one dict per scored frame: ``frame`` (counted from the first frame pair), then
+            ``distorted`` and ``prefiltered`` metrics.
+        notes: what was done to align the inputs (scaling, trimming, offset).
+        warnings: what the user should know (frame count mismatch, shift, enhancement gaming, harm, banding).
+        verdict: ``{"kind", "text", "thresholds"}``: restores, games, harms or neutral (see ``verdict``).
+        options: the comparison's options (``CompareOptions.describe()``, ``vmaf_model`` and
+            ``dist_offset`` as used): what makes a result reusable.
+        offset: the offset check (``best`` and PSNR-Y per offset tried), or None when none ran.
     """
 
     reference: str
@@ -76,135 +88,228 @@ class CompareResult:
     per_frame: list[dict]
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    verdict: dict = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+    offset: dict | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def judge(self) -> Verdict:
+        """The verdict on this result's deltas (the one rule the CLI, the JSON and the report share)."""
+        return judge(self.delta, str(self.model.get("id", "")))
+
 
 @dataclass
 class Pair:
-    """A reference and the distorted/prefiltered streams, aligned to the reference's size and format,
-    ``count`` frames long, with the filter plan and what was done to align them."""
+    """A reference and the distorted/prefiltered streams, aligned to the reference's size and format
+    and to each other in time, ``count`` frames long, with the filter plan, the options as resolved
+    (``vmaf_model``, ``dist_offset``: what scoring uses) and as requested (what results record), and
+    what was done to align them."""
 
+    reference: str
+    distorted: str
     ref: vs.VideoNode
     dist: vs.VideoNode
     pre: vs.VideoNode
     plan: FilterPlan
     count: int
+    options: CompareOptions
+    requested: CompareOptions
+    vmaf: VmafModel
     notes: list[str]
     warnings: list[str]
+    offset: OffsetCheck | None = None
+
+    def score_range(self, first: int = 0, stop: int | None = None, context: bool = False) -> ScoreRange:
+        """What libvmaf scores for frames ``[first, stop)`` of this pair."""
+        o = self.options
+        return ScoreRange(first, self.count if stop is None else stop, self.vmaf, o.subsample, o.threads, context,
+                          o.cambi)
 
 
-def compare(reference: str | os.PathLike, distorted: str | os.PathLike, *, model: str = "learned_filter_v1",
-            device: str = "auto", precision: str = "fp32", vmaf_model: str = "vmaf_v0.6.1", subsample: int = 1,
-            threads: int = 0, frames: int | None = None, scale: bool = True, force: bool = False,
-            tilesize: int | None = None, progress: Callable[[int, int], None] | None = None) -> CompareResult:
+def _python_hint(option: str, value: object) -> str:
+    return f"{option}={value!r}"
+
+
+def compare(reference: str | os.PathLike, distorted: str | os.PathLike, options: CompareOptions | None = None, *,
+            progress: Callable[[int, int], None] | None = None, **changes) -> CompareResult:
     """Score ``distorted`` and ``vmaf_pre(distorted)`` against ``reference`` with libvmaf.
 
     Args:
-        reference: the reference video file.
-        distorted: the distorted video file.
-        model: the pre-filter (registry id or .onnx path).
-        device: `vmaf_pre` device.
-        precision: `vmaf_pre` precision.
-        vmaf_model: ``vmaf_v0.6.1``, ``vmaf_4k_v0.6.1``, ... or a path to a libvmaf model file.
-        subsample: score every n-th frame; only those frames go through the pre-filter.
-        threads: libvmaf threads per run and `vmaf_pre` threads; 0 = automatic.
-        frames: score at most this many frames.
-        scale: scale a distorted stream of another size to the reference size (bicubic); False = error.
-        force: compare frame by frame even when the frame rates differ.
-        tilesize: `vmaf_pre` tilesize (None = automatic, 0 = whole frames).
+        reference: the reference video file (a raw ``.yuv`` needs ``reference_raw``).
+        distorted: the distorted video file (a raw ``.yuv`` needs ``distorted_raw``).
+        options: a :class:`~vsfilter.compare.options.CompareOptions` (default: its defaults).
         progress: called as ``progress(done, total)`` after each frame.
+        **changes: any :class:`CompareOptions` field, applied over ``options``: ``model``, ``device``,
+            ``precision``, ``vmaf_model``, ``subsample``, ``threads``, ``frames``, ``scale``, ``force``,
+            ``tilesize``, ``dist_offset``, ``find_offset``, ``cambi``, ``reference_raw``, ``distorted_raw``.
 
     Raises:
         CompareError: inputs that cannot be compared (with the reason); ``RateMismatchError`` and
             ``SizeMismatchError`` for the two that ``force`` and ``scale`` allow.
     """
-    pair = open_pair(reference, distorted, model=model, device=device, precision=precision, vmaf_model=vmaf_model,
-                     subsample=subsample, threads=threads, frames=frames, scale=scale, force=force, tilesize=tilesize)
-    rng = ScoreRange(0, pair.count, vmaf_model, subsample, threads)
-    scores = score_range(pair.ref, pair.dist, pair.pre, rng, progress)
-    return result_from_scores(reference, distorted, pair.plan.describe(), pair.notes, pair.warnings, vmaf_model,
-                              scores)
+    return score_pair(open_pair(reference, distorted, make_options(options, changes)), progress)
 
 
-def open_pair(reference, distorted, *, model="learned_filter_v1", device="auto", precision="fp32",
-              vmaf_model="vmaf_v0.6.1", subsample=1, threads=0, frames=None, scale=True, force=False,
-              tilesize=None) -> Pair:
-    """Check the options, plan the filter, open both files and align them (no frame is scored)."""
-    if not isinstance(subsample, int) or subsample < 1:
-        raise CompareError(f"subsample must be >= 1, got {subsample!r}")
-    if not isinstance(threads, int) or threads < 0:
-        raise CompareError(f"threads must be >= 0, got {threads!r}")
-    if frames is not None and (not isinstance(frames, int) or frames < 1):
-        raise CompareError(f"frames must be >= 1, got {frames!r}")
+def make_options(options: CompareOptions | None, changes: dict) -> CompareOptions:
+    """``options`` (or the defaults) with ``changes``; unknown names are a :class:`CompareError`."""
+    options = options or CompareOptions()
+    if not changes:
+        return options
+    unknown = sorted(set(changes) - set(CompareOptions.__dataclass_fields__))
+    if unknown:
+        raise CompareError(f"unknown compare option(s) {', '.join(unknown)}; the options are "
+                           f"{', '.join(CompareOptions.__dataclass_fields__)}")
+    return options.with_(**changes)
+
+
+def score_pair(pair: Pair, progress: Callable[[int, int], None] | None = None) -> CompareResult:
+    """Score an opened :class:`Pair` (all its frames) into a :class:`CompareResult`."""
+    scores = score_range(pair.ref, pair.dist, pair.pre, pair.score_range(), progress)
+    return result_from_scores(pair.reference, pair.distorted, pair_record(pair), scores)
+
+
+def pair_record(pair: Pair) -> dict:
+    """What a result records of its pair besides the scores (``result_from_scores``'s ``record``)."""
+    return {"model": pair.plan.describe(), "notes": list(pair.notes), "warnings": list(pair.warnings),
+            "vmaf_model": pair.vmaf.name, "options": pair.requested.describe(),
+            "offset": None if pair.offset is None else pair.offset.to_dict()}
+
+
+def open_pair(reference, distorted, options: CompareOptions,
+              hint: Callable[[str, object], str] = _python_hint) -> Pair:
+    """Check the options, plan the filter, open both files and align them (no frame is scored).
+
+    Args:
+        reference, distorted: the input paths.
+        options: the comparison's options.
+        hint: how a message names an option to pass: ``hint("dist_offset", -3)`` gives
+            ``dist_offset=-3`` here; the CLI gives its flag.
+    """
     try:
-        check_vmaf_model(vmaf_model)
-        plan = plan_filter(model, device=device, precision=precision, threads=threads)
+        parse_vmaf_model(options.vmaf_model)
+        if options.vmaf_model.removesuffix(PHONE) != AUTO:
+            check_vmaf_model(options.vmaf_model)
+        plan = plan_filter(options.model, device=options.device, precision=options.precision,
+                           threads=options.threads)
     except VsfilterError as exc:
         raise CompareError(str(exc)) from None
-    ref, dist = _open(reference, "reference", threads), _open(distorted, "distorted", threads)
+    ref, dist = _open_both(reference, distorted, options)
     try:
         check_frame_size(ref.width, ref.height)
     except VsfilterError as exc:
         raise CompareError(f"reference: {exc}") from None
+    vmaf = resolve_vmaf_model(options.vmaf_model, ref.width, ref.height)
     notes: list[str] = []
     warnings: list[str] = []
-    _check_rates(ref, dist, force, warnings)
+    requested = options
+    if options.cambi and not cambi_runs(ref.width, ref.height):
+        notes.append(f"CAMBI not scored: libvmaf's CAMBI needs a width or a height of at least {CAMBI_MIN_SIDE} "
+                     f"pixels (the reference is {ref.width}x{ref.height})")
+        options = options.with_(cambi=False)
+    _check_rates(ref, dist, options.force, warnings)
+    ref, dist, notes_size = _align_size(ref, dist, options.scale)
+    ref, dist, options, offset = _align_time(ref, dist, options, hint, notes, warnings)
     count = min(ref.num_frames, dist.num_frames)
     if ref.num_frames != dist.num_frames:
         warnings.append(f"frame counts differ (reference {ref.num_frames}, distorted {dist.num_frames}): "
                         f"scoring the first {count}")
-    if frames is not None:
-        count = min(count, frames)
+    if options.frames is not None:
+        count = min(count, options.frames)
     if count == 0:
         raise CompareError("no frames in common to score")
-    try:
-        pre = vmaf_pre(dist, model=plan.spec, backend=plan.backend, precision=plan.precision, tilesize=tilesize)
-    except vs.Error as exc:
-        raise CompareError(str(exc)) from None
-    if subsample > 1:  # libvmaf skips the other frames' non-temporal features: do not filter them
-        pre = _every_nth(dist, pre, subsample)
-    ref, dist, pre = _align(ref, dist, pre, scale, notes)
-    return Pair(ref[:count], dist[:count], pre[:count], plan, count, notes, warnings)
+    ref, dist, pre = _filter(ref, dist, plan, options, notes_size, notes)
+    return Pair(str(reference), str(distorted), ref[:count], dist[:count], pre[:count], plan, count,
+                options.with_(vmaf_model=vmaf.name), requested, vmaf, notes, warnings, offset)
 
 
-def result_from_scores(reference, distorted, model_info: dict, notes: list[str], warnings: list[str],
-                       vmaf_model: str, scores: dict[str, Scores]) -> CompareResult:
+def result_from_scores(reference, distorted, record: dict, scores: dict[str, Scores]) -> CompareResult:
     """The :class:`CompareResult` of scored streams (pooled from libvmaf, or from the per-frame values).
 
     Args:
         reference, distorted: the input paths, as given.
-        model_info: the filter plan's ``describe()``.
-        notes, warnings: what aligning the inputs found.
-        vmaf_model: the VMAF model used.
+        record: :func:`pair_record` of the pair (model, notes, warnings, vmaf_model, options, offset).
         scores: per stream, libvmaf's scores.
     """
+    metrics = list(scores["distorted"].per_frame)
     pooled: dict[str, dict] = {k: {} for k in ("mean", "harmonic_mean", "min", "p5")}
     for stream in STREAMS:
         for k in pooled:
             pooled[k][stream] = {}
-        for metric in METRICS:
+        for metric in metrics:
             stats = pool(scores[stream].per_frame[metric])
             libvmaf = scores[stream].pooled
             if libvmaf is not None:  # libvmaf's own means: what the ffmpeg CLI reports
                 stats |= {k: float(libvmaf[metric][k]) for k in ("mean", "harmonic_mean")}
             for k in pooled:
                 pooled[k][stream][metric] = stats[k]
-    delta = {m: pooled["mean"]["prefiltered"][m] - pooled["mean"]["distorted"][m] for m in METRICS}
+    delta = {m: pooled["mean"]["prefiltered"][m] - pooled["mean"]["distorted"][m] for m in metrics}
     numbers = scores["distorted"].frame_numbers
-    per_frame = [{"frame": n, **{s: {m: scores[s].per_frame[m][i] for m in METRICS} for s in STREAMS}}
+    per_frame = [{"frame": n, **{s: {m: scores[s].per_frame[m][i] for m in metrics} for s in STREAMS}}
                  for i, n in enumerate(numbers)]
-    result = CompareResult(str(reference), str(distorted), dict(model_info), vmaf_model, len(numbers),
-                           pooled["mean"], pooled["harmonic_mean"], pooled["min"], pooled["p5"], delta, per_frame,
-                           list(notes), list(warnings))
-    _warn_gaming(result)
+    result = CompareResult(str(reference), str(distorted), dict(record["model"]), record["vmaf_model"],
+                           len(numbers), pooled["mean"], pooled["harmonic_mean"], pooled["min"], pooled["p5"], delta,
+                           per_frame, list(record["notes"]), list(record["warnings"]),
+                           options=dict(record["options"]), offset=record.get("offset"))
+    add_verdict(result)
     return result
 
 
-def _open(path, role: str, threads: int) -> vs.VideoNode:
+def _open_both(reference, distorted, options: CompareOptions) -> tuple[vs.VideoNode, vs.VideoNode]:
+    """Open both inputs; a raw input without a rate of its own takes the other input's rate."""
+    roles = (("reference", reference, options.reference_raw), ("distorted", distorted, options.distorted_raw))
+    clips: dict[str, vs.VideoNode] = {}
+    for role, path, raw in sorted(roles, key=lambda r: r[2] is not None):  # containers first: they know their rate
+        if raw is not None:
+            other = next(iter(clips.values()), None)
+            raw = raw.with_fps(Fraction(other.fps) if other is not None and other.fps > 0 else None)
+        elif is_raw_path(path):
+            raise CompareError(f"{role}: {path} is raw YUV (it has no header): give its geometry ({role}_raw)")
+        clips[role] = _open(path, role, options.threads, raw)
+    return clips["reference"], clips["distorted"]
+
+
+def _align_time(ref, dist, options: CompareOptions, hint, notes: list[str], warnings: list[str]):
+    """Apply ``dist_offset`` (or the offset ``find_offset`` finds); warn when another offset fits clearly
+    better. Returns (ref, dist, options with the offset used, the check or None)."""
+    search = options.find_offset if options.find_offset is not None else OFFSET_SEARCH_DEFAULT
+    check = check_offsets(ref, dist, max(search, abs(options.dist_offset))) if search else None
+    offset = options.dist_offset
+    if options.find_offset is not None and check is not None:
+        offset = check.best
+        notes.append(f"offset search (+-{search} frames): offset {offset:+d} fits best "
+                     f"(PSNR-Y of the first frames {check.psnr_y[offset]:.2f} dB)")
+    elif check is not None and check.clearly_better_than(offset):
+        here = check.psnr_y.get(offset)
+        warnings.append(f"the distorted stream looks shifted: offset {check.best:+d} matches the reference far "
+                        f"better than {offset:+d} (PSNR-Y of the first frames {check.psnr_y[check.best]:.2f} vs "
+                        f"{'n/a' if here is None else f'{here:.2f}'} dB); pass {hint('dist_offset', check.best)}"
+                        f" or {hint('find_offset', search)}")
+    if offset > 0:
+        dist = dist[offset:]
+    elif offset < 0:
+        ref = ref[-offset:]
+    if offset:
+        notes.append(f"distorted frame k{offset:+d} paired with reference frame k (offset {offset:+d})")
+    return ref, dist, options.with_(dist_offset=offset), check
+
+
+def _filter(ref, dist, plan: FilterPlan, options: CompareOptions, scaled: bool, notes: list[str]):
+    """(ref, dist, pre) with the pre-filter applied and both distorted streams in the reference's format."""
     try:
-        return source(path, threads=threads)
+        pre = vmaf_pre(dist, model=plan.spec, backend=plan.backend, precision=plan.precision,
+                       tilesize=options.tilesize)
+    except vs.Error as exc:
+        raise CompareError(str(exc)) from None
+    if options.subsample > 1:  # libvmaf skips the other frames' non-temporal features: do not filter them
+        pre = _every_nth(dist, pre, options.subsample)
+    return _align(ref, dist, pre, scaled, notes)
+
+
+def _open(path, role: str, threads: int, raw: RawFormat | None = None) -> vs.VideoNode:
+    try:
+        return source(path, threads=threads, raw=raw)
     except vs.Error as exc:
         raise CompareError(f"{role}: {str(exc).removeprefix('source: ')}") from None
 
@@ -223,17 +328,24 @@ def _check_rates(ref: vs.VideoNode, dist: vs.VideoNode, force: bool, warnings: l
     warnings.append(f"{msg}: compared frame by frame (forced)")
 
 
-def _align(ref, dist, pre, scale: bool, notes: list[str]):
+def _align_size(ref, dist, scale: bool):
+    """Refuse a distorted stream of another size unless ``scale``; returns (ref, dist, scaled?)."""
+    if (dist.width, dist.height) == (ref.width, ref.height):
+        return ref, dist, False
+    if not scale:
+        raise SizeMismatchError(f"sizes differ (reference {ref.width}x{ref.height}, distorted "
+                                f"{dist.width}x{dist.height})")
+    return ref, dist, True
+
+
+def _align(ref, dist, pre, scaled: bool, notes: list[str]):
     """Bring both distorted streams to the reference's size and format (libvmaf needs them equal)."""
     if ref.format.color_family == vs.GRAY:
         ref = _gray_to_yuv(ref)
     target = ref.format
     if ref.format.color_family != vs.YUV:
         raise CompareError(f"the reference is {ref.format.name}; compare scores YUV or GRAY video")
-    if (dist.width, dist.height) != (ref.width, ref.height):
-        if not scale:
-            raise SizeMismatchError(f"sizes differ (reference {ref.width}x{ref.height}, distorted "
-                                    f"{dist.width}x{dist.height})")
+    if scaled:
         notes.append(f"distorted {dist.width}x{dist.height} scaled to {ref.width}x{ref.height} (bicubic), "
                      "after the pre-filter")
     out = []
@@ -255,9 +367,8 @@ def _gray_to_yuv(clip: vs.VideoNode) -> vs.VideoNode:
     return vs.core.std.ShufflePlanes([clip, chroma, chroma], [0, 0, 0], vs.YUV)
 
 
-def _warn_gaming(result: CompareResult) -> None:
-    d = result.delta
-    if d["vmaf"] > 0 and (d["psnr_y"] < 0 or d["vmaf_neg"] < 0):
-        fell = " and ".join(n for n, k in (("PSNR-Y", "psnr_y"), ("VMAF NEG", "vmaf_neg")) if d[k] < 0)
-        result.warnings.append(f"VMAF rises ({d['vmaf']:+.2f}) while {fell} falls: the gain may be enhancement "
-                               "gaming rather than real fidelity")
+def add_verdict(result: CompareResult) -> None:
+    """Set ``result.verdict`` and append its warnings (gaming, harm)."""
+    verdict = result.judge()
+    result.verdict = verdict.to_dict()
+    result.warnings.extend(verdict.warnings)

@@ -1,11 +1,12 @@
 """``compare --report OUT.html``: one self-contained page that shows what the filter did, frame by frame.
 
-The page answers at a glance whether the pre-filter restores or games: a verdict line, the summary
-table (with the enhancement-gaming warning), per-frame charts of VMAF, VMAF NEG and PSNR-Y (raw vs
-prefiltered, the selected frames marked), and for a few selected frames -- the worst raw VMAF, the
-largest PSNR-Y gains and the largest PSNR-Y losses -- reference | distorted | prefiltered side by side,
-error maps (|distorted - reference|, |prefiltered - reference|, and where the error shrank or grew) and
-a 1:1 crop of the region that changed most, each with its frame number and scores.
+The page answers at a glance whether the pre-filter restores, games or harms: a verdict line (the
+rule of ``verdict.judge``), the summary table (with compare's warnings), per-frame charts of VMAF,
+VMAF NEG, PSNR-Y and CAMBI (raw vs prefiltered, the selected frames marked), and for a few selected
+frames -- the worst raw VMAF, the largest PSNR-Y gains and the largest PSNR-Y losses -- reference |
+distorted | prefiltered side by side, error maps (|distorted - reference|, |prefiltered - reference|,
+and where the error shrank or grew) and a 1:1 crop of the region that changed most, each with its
+frame number and scores.
 
 Everything is inline (PNG data URIs, SVG charts, CSS); no script, no network. Frames come from the
 very clips compare scored. Every number shown carries ``data-key``: its path in compare's JSON.
@@ -21,14 +22,14 @@ import numpy as np
 
 from ..atomic import atomic_write_text
 from .core import CompareResult, Pair
-from .report import LABELS
+from .formatting import LABELS, digits, metrics_of
 
 __all__ = ["write_report", "select_frames", "render_report"]
 
 #: Panel width of the overview images (pixels); the crops are shown 1:1 (and at 2x, pixelated).
 PANEL_WIDTH = 380
 CROP = 128
-CHART = {"vmaf": "VMAF", "vmaf_neg": "VMAF NEG", "psnr_y": "PSNR-Y (dB)"}
+CHART = {"vmaf": "VMAF", "vmaf_neg": "VMAF NEG", "psnr_y": "PSNR-Y (dB)", "cambi": "CAMBI (banding)"}
 
 
 def select_frames(result: CompareResult, gains: int = 2, losses: int = 2) -> list[tuple[int, str]]:
@@ -65,7 +66,7 @@ def render_report(result: CompareResult, pair: Pair) -> str:
         _verdict(result),
         _summary(result),
         "<h2>Per frame</h2>",
-        *(_chart(result, metric, [i for i, _ in picks]) for metric in CHART),
+        *(_chart(result, metric, [i for i, _ in picks]) for metric in CHART if metric in result.delta),
         "<h2>Selected frames</h2>",
         '<p class="hint">Error maps: brighter = larger error. In <b>change</b>, green is where the pre-filter '
         "brought the picture closer to the reference, red where it moved it away.</p>",
@@ -87,19 +88,11 @@ def _num(key: str, value: float, digits: int, sign: bool = False) -> str:
     return f'<span data-key="{key}" data-digits="{digits}">{text}</span>'
 
 
-def _digits(metric: str) -> int:
-    return 4 if metric == "ssim" else 3
-
-
 def _verdict(result: CompareResult) -> str:
-    d = result.delta
-    gaming = d["vmaf"] > 0 and (d["psnr_y"] < 0 or d["vmaf_neg"] < 0)
-    restores = d["psnr_y"] > 0 and d["vmaf_neg"] >= 0
-    kind, text = ("games", "VMAF rises while fidelity falls: likely enhancement gaming") if gaming else (
-        ("restores", "fidelity and VMAF NEG improve: real restoration") if restores else
-        ("neutral", "no clear improvement"))
-    parts = " &middot; ".join(f"{_e(LABELS[m])} {_num(f'delta.{m}', d[m], _digits(m), True)}"
-                              for m in ("psnr_y", "vmaf_neg", "vmaf", "ssim"))
+    verdict = result.judge()
+    kind, text = verdict.kind, verdict.text
+    parts = " &middot; ".join(f"{_e(LABELS[m])} {_num(f'delta.{m}', result.delta[m], digits(m), True)}"
+                              for m in ("psnr_y", "vmaf_neg", "vmaf", "ssim", "cambi") if m in result.delta)
     model = result.model
     return (f'<p class="verdict {kind}"><b>{_e(kind.upper())}</b>: {_e(text)}<br>{parts}</p>'
             f'<p class="meta">{_num("frames", result.frames, 0)} frames; pre-filter '
@@ -110,8 +103,8 @@ def _verdict(result: CompareResult) -> str:
 
 def _summary(result: CompareResult) -> str:
     rows = ["<tr><th>metric (mean)</th><th>distorted</th><th>prefiltered</th><th>delta</th></tr>"]
-    for metric, label in LABELS.items():
-        n = _digits(metric)
+    for metric in metrics_of(result.delta):
+        label, n = LABELS[metric], digits(metric)
         a, b = result.pooled["distorted"][metric], result.pooled["prefiltered"][metric]
         cls = "up" if result.delta[metric] > 0 else "down" if result.delta[metric] < 0 else ""
         rows.append(f"<tr><td>{_e(label)}</td><td>{_num(f'pooled.distorted.{metric}', a, n)}</td>"
@@ -170,8 +163,9 @@ def _frame_section(result: CompareResult, pair: Pair, index: int, why: str) -> s
     err_p = np.abs(pre.astype(np.int32) - ref)
     y0, x0 = _busiest(np.abs(pre.astype(np.int32) - dist), CROP)
     scores = " &middot; ".join(
-        f"{LABELS[m]} {_num(f'per_frame.{index}.distorted.{m}', row['distorted'][m], _digits(m))} &rarr; "
-        f"{_num(f'per_frame.{index}.prefiltered.{m}', row['prefiltered'][m], _digits(m))}" for m in LABELS)
+        f"{LABELS[m]} {_num(f'per_frame.{index}.distorted.{m}', row['distorted'][m], digits(m))} &rarr; "
+        f"{_num(f'per_frame.{index}.prefiltered.{m}', row['prefiltered'][m], digits(m))}"
+        for m in metrics_of(result.delta))
     panels = [("reference", ref), ("distorted", dist), ("prefiltered", pre)]
     maps = [("|distorted &minus; reference|", _error_image(err_d)), ("|prefiltered &minus; reference|",
                                                                       _error_image(err_p)),
@@ -246,7 +240,8 @@ body{font:15px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
 h1{font-size:20px;margin:0 0 8px} h2{font-size:17px;margin:24px 0 8px} h3{font-size:15px;margin:8px 0}
 .verdict{font-size:17px;padding:10px 14px;border-radius:6px;margin:8px 0}
 .verdict.restores{background:#e3f5e1;border-left:6px solid #2e7d32}
-.verdict.games{background:#fde7e7;border-left:6px solid #c62828}
+.verdict.games{background:#fff3e0;border-left:6px solid #ef6c00}
+.verdict.harms{background:#fde7e7;border-left:6px solid #c62828}
 .verdict.neutral{background:#f1f1f1;border-left:6px solid #888}
 .meta,.hint{color:#555;font-size:13px}
 table.summary{border-collapse:collapse;margin:8px 0} .summary td,.summary th{padding:3px 12px;text-align:right;

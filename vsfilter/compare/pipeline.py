@@ -26,6 +26,7 @@ import vapoursynth as vs
 
 from ..errors import CompareError, VmafError
 from .scoring import Scores, VmafScorer, pix_fmt_for, vs_to_av
+from .vmaf_models import VmafModel
 
 __all__ = ["STREAMS", "ScoreRange", "score_range", "graphs_at_once", "LIBVMAF_BYTES_PER_PIXEL", "GRAPHS_BYTES"]
 
@@ -52,18 +53,20 @@ class ScoreRange:
 
     Attributes:
         first, stop: the frames whose scores are wanted, ``[first, stop)``.
-        vmaf_model: built-in VMAF model name or a model file path.
+        vmaf_model: the resolved VMAF model.
         subsample: score every N-th frame (frame numbers that are multiples of N).
         threads: libvmaf threads per graph; 0 = half the cores each.
         context: feed libvmaf the frames around ``[first, stop)`` needed for whole-file scores.
+        cambi: also score banding (CAMBI).
     """
 
     first: int
     stop: int
-    vmaf_model: str = "vmaf_v0.6.1"
+    vmaf_model: VmafModel
     subsample: int = 1
     threads: int = 0
     context: bool = False
+    cambi: bool = False
 
 
 def feed_range(rng: ScoreRange, length: int) -> tuple[int, int]:
@@ -116,7 +119,7 @@ def _score_pass(ref: vs.VideoNode, clips: dict[str, vs.VideoNode], pix_fmt: str,
     try:
         for stream in clips:
             scorers[stream] = VmafScorer(ref.width, ref.height, pix_fmt, _TIME_BASE, rng.vmaf_model,
-                                         rng.subsample, threads)
+                                         rng.subsample, threads, rng.cambi)
         feeder = _Feeder(scorers, inline=rng.threads == 1,
                          depth=max(1, min(8, QUEUE_BYTES // (2 * frame_bytes))))
         feeder.run(ref, clips, pix_fmt, progress, prefetch=max(1, min(vs.core.num_threads,

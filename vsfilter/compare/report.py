@@ -9,24 +9,23 @@ from pathlib import Path
 
 from ..atomic import atomic_open, atomic_write_text
 from .core import CompareResult
+from .formatting import LABELS, metrics_of, number
 from .pipeline import STREAMS
 
-__all__ = ["table", "write", "write_json", "write_csv", "write_plot", "to_json", "JSON_SCHEMA_VERSION"]
+__all__ = ["LABELS", "table", "write", "write_json", "write_csv", "write_plot", "to_json", "JSON_SCHEMA_VERSION"]
 
-JSON_SCHEMA_VERSION = 1
-LABELS = {"vmaf": "VMAF", "vmaf_neg": "VMAF NEG", "psnr_y": "PSNR-Y (dB)", "ssim": "SSIM"}
+JSON_SCHEMA_VERSION = 2
 
 
 def table(result: CompareResult) -> str:
     """A small table: raw, prefiltered, delta for each metric's mean, plus min and 5th percentile VMAF."""
     rows = [("metric (mean)", "distorted", "prefiltered", "delta")]
-    for metric, label in LABELS.items():
+    for metric in metrics_of(result.delta):
         a, b = result.pooled["distorted"][metric], result.pooled["prefiltered"][metric]
-        digits = 4 if metric == "ssim" else 3
-        rows.append((label, f"{a:.{digits}f}", f"{b:.{digits}f}", f"{b - a:+.{digits}f}"))
+        rows.append((LABELS[metric], number(metric, a), number(metric, b), number(metric, b - a, sign=True)))
     for name, pooled in (("VMAF min", result.pooled_min), ("VMAF 5th pct", result.pooled_p5)):
         a, b = pooled["distorted"]["vmaf"], pooled["prefiltered"]["vmaf"]
-        rows.append((name, f"{a:.3f}", f"{b:.3f}", f"{b - a:+.3f}"))
+        rows.append((name, number("vmaf", a), number("vmaf", b), number("vmaf", b - a, sign=True)))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(widths[0]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(r))
              for r in rows]
@@ -53,7 +52,7 @@ def write_json(result: CompareResult, path: Path) -> None:
 
 def write_csv(result: CompareResult, path: Path) -> None:
     """One row per scored frame: frame, then each metric of each stream."""
-    metrics = list(LABELS)
+    metrics = metrics_of(result.delta)
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["frame"] + [f"{s}_{m}" for s in STREAMS for m in metrics])

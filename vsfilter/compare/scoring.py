@@ -22,14 +22,30 @@ import numpy as np
 import vapoursynth as vs
 
 from ..errors import VmafError
+from .vmaf_models import VmafModel, escape_path, resolve_vmaf_model
 
-__all__ = ["BUILTIN_VMAF_MODELS", "METRICS", "MIN_SIZE", "VmafError", "VmafScorer", "Scores", "pix_fmt_for",
+__all__ = ["METRICS", "CAMBI", "MIN_SIZE", "VmafError", "VmafScorer", "Scores", "pix_fmt_for", "metrics_for",
+           "cambi_runs", "CAMBI_MIN_SIDE",
            "vs_to_av", "check_vmaf_model", "check_frame_size", "pool"]
 
-#: Models built into PyAV's libvmaf (``version=``); anything else must be a path to a model file.
-BUILTIN_VMAF_MODELS = ("vmaf_v0.6.1", "vmaf_v0.6.1neg", "vmaf_4k_v0.6.1", "vmaf_b_v0.6.3")
-#: Our metric name -> libvmaf's per-frame key.
+#: Our metric name -> libvmaf's per-frame key: what every comparison scores.
 METRICS = {"vmaf": "vmaf", "vmaf_neg": "vmaf_neg", "psnr_y": "psnr_y", "ssim": "float_ssim"}
+#: Banding (libvmaf's CAMBI: 0 = none, higher = more visible banding, up to 24), scored when asked.
+CAMBI = {"cambi": "cambi"}
+#: CAMBI's init() refuses frames whose width and height are both below this (CAMBI_MIN_WIDTH_HEIGHT).
+CAMBI_MIN_SIDE = 216
+
+
+def cambi_runs(width: int, height: int) -> bool:
+    """Whether libvmaf's CAMBI scores frames of this size (a width or a height of at least 216)."""
+    return max(width, height) >= CAMBI_MIN_SIDE
+
+
+def metrics_for(cambi: bool) -> dict[str, str]:
+    """The metrics a comparison scores: :data:`METRICS`, plus :data:`CAMBI` when ``cambi``."""
+    return METRICS | CAMBI if cambi else dict(METRICS)
+
+
 #: Smallest width and height libvmaf's extractors handle: at 16 pixels on either side (2x2 and 7x5
 #: too) PyAV's libvmaf and the ffmpeg CLI's crash with SIGSEGV, whatever the other side and features;
 #: 17x17 scores (measured: every W x H with W or H <= 16 crashed, W, H >= 17 scored, up to 1000x17).
@@ -72,24 +88,13 @@ def vs_to_av(frame: vs.VideoFrame, pix_fmt: str, pts: int, time_base: Fraction) 
     return out
 
 
-def _escape(path: str) -> str:
-    return path.replace("\\", "/").replace(":", "\\\\:")
-
-
-def _model_option(vmaf_model: str) -> str:
-    if vmaf_model in BUILTIN_VMAF_MODELS:
-        main = f"version={vmaf_model}\\:name=vmaf"
-    else:
-        main = f"path={_escape(os.path.abspath(vmaf_model))}\\:name=vmaf"
-    return f"{main}|version=vmaf_v0.6.1neg\\:name=vmaf_neg"
-
-
 def check_vmaf_model(vmaf_model: str) -> None:
-    """Fail early (before decoding anything) when libvmaf cannot load ``vmaf_model``."""
-    if vmaf_model not in BUILTIN_VMAF_MODELS and not Path(vmaf_model).is_file():
-        raise VmafError(f"unknown VMAF model {vmaf_model!r}: use one of {', '.join(BUILTIN_VMAF_MODELS)} "
-                        "or a path to a libvmaf model file (.json)")
-    scorer = VmafScorer(176, 144, "yuv420p", Fraction(1, 25), vmaf_model, subsample=1, threads=1)
+    """Fail early (before decoding anything) when libvmaf cannot load ``vmaf_model`` (``auto`` and
+    ``:phone`` included; see ``vmaf_models``)."""
+    model = resolve_vmaf_model(vmaf_model, 176, 144)
+    if model.builtin:
+        return  # the linked libvmaf listed it
+    scorer = VmafScorer(176, 144, "yuv420p", Fraction(1, 25), model, subsample=1, threads=1)
     try:
         frame = av.VideoFrame(176, 144, "yuv420p")
         for plane in frame.planes:
@@ -117,18 +122,21 @@ class VmafScorer:
 
     Args:
         width, height, pix_fmt, time_base: the format of both inputs.
-        vmaf_model: a built-in model version or a path to a model file.
+        vmaf_model: the resolved VMAF model.
         subsample: score every n-th frame (libvmaf's ``n_subsample``).
         threads: libvmaf worker threads; 0 = none: libvmaf scores in the thread that pushes frames.
+        cambi: also score banding (libvmaf's ``cambi`` feature).
     """
 
-    def __init__(self, width: int, height: int, pix_fmt: str, time_base: Fraction, vmaf_model: str,
-                 subsample: int = 1, threads: int = 0) -> None:
+    def __init__(self, width: int, height: int, pix_fmt: str, time_base: Fraction, vmaf_model: VmafModel,
+                 subsample: int = 1, threads: int = 0, cambi: bool = False) -> None:
         check_frame_size(width, height)
+        self._metrics = metrics_for(cambi)
         fd, self._log = tempfile.mkstemp(prefix="vsfilter-vmaf-", suffix=".json")
         os.close(fd)
-        args = (f"model={_model_option(vmaf_model)}:feature=name=psnr|name=float_ssim:log_fmt=json:"
-                f"log_path={_escape(self._log)}:n_threads={threads}:n_subsample={subsample}:shortest=1")
+        features = "name=psnr|name=float_ssim" + ("|name=cambi" if cambi else "")
+        args = (f"model={vmaf_model.option()}:feature={features}:log_fmt=json:"
+                f"log_path={escape_path(self._log)}:n_threads={threads}:n_subsample={subsample}:shortest=1")
         self._graph = graph = av.filter.Graph()
         self._dist = graph.add_buffer(width=width, height=height, format=pix_fmt, time_base=time_base)
         self._ref = graph.add_buffer(width=width, height=height, format=pix_fmt, time_base=time_base)
@@ -141,7 +149,7 @@ class VmafScorer:
             graph.configure()
         except av.error.FFmpegError as exc:
             self._cleanup()
-            raise VmafError(f"libvmaf could not start with model {vmaf_model!r} ({exc.strerror})") from None
+            raise VmafError(f"libvmaf could not start with model {vmaf_model.name!r} ({exc.strerror})") from None
 
     def push(self, dist: av.VideoFrame, ref: av.VideoFrame) -> None:
         """Score one frame pair (libvmaf works on it in its own threads)."""
@@ -171,8 +179,8 @@ class VmafScorer:
         frames = data.get("frames", [])
         if not frames:
             raise VmafError("libvmaf scored no frames")
-        per_frame = {ours: [float(f["metrics"][theirs]) for f in frames] for ours, theirs in METRICS.items()}
-        pooled = {ours: data["pooled_metrics"][theirs] for ours, theirs in METRICS.items()}
+        per_frame = {ours: [float(f["metrics"][theirs]) for f in frames] for ours, theirs in self._metrics.items()}
+        pooled = {ours: data["pooled_metrics"][theirs] for ours, theirs in self._metrics.items()}
         return Scores([int(f["frameNum"]) for f in frames], per_frame, pooled)
 
     def _read_log(self) -> dict:

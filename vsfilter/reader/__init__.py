@@ -16,13 +16,14 @@ import av
 import numpy as np
 import vapoursynth as vs
 
+from ..errors import SourceError
 from .decoding import Cursor, CursorPool, FrameCache, open_media, probe, verify_tail
-from .errors import SourceError
 from .index import FrameIndex, load_or_build_index
 from .planes import PlaneLayout, frame_planes, frame_props, layout_of
+from .raw import RawFormat, is_raw_path, raw_source
 from .timing import frame_mapping
 
-__all__ = ["source", "SourceError"]
+__all__ = ["source", "SourceError", "RawFormat"]
 
 #: Decoded frames kept for out-of-order and backward requests, in bytes (at least CACHE_MIN_FRAMES).
 #: Cached frames hold FFmpeg's buffers: a large cache makes the decoder's buffer pool grow and
@@ -36,8 +37,9 @@ MAX_CURSORS = 4
 
 
 def source(path: str | os.PathLike, track: int = 0, threads: int = 0, fpsnum: int | None = None,
-           fpsden: int | None = None, cache: bool | str | os.PathLike = True) -> vs.VideoNode:
-    """Open a video file as a frame-exact VapourSynth clip.
+           fpsden: int | None = None, cache: bool | str | os.PathLike = True,
+           raw: RawFormat | dict | None = None) -> vs.VideoNode:
+    """Open a video file (or a raw YUV file, with ``raw``) as a frame-exact VapourSynth clip.
 
     Args:
         path: the video file.
@@ -49,12 +51,28 @@ def source(path: str | os.PathLike, track: int = 0, threads: int = 0, fpsnum: in
         fpsden: denominator for ``fpsnum`` (default 1).
         cache: True keeps the packet index in the user cache dir (``~/.cache/vsfilter/index``), False
             rebuilds it every time, a path names the index file.
+        raw: the geometry of a headerless raw YUV file (``.yuv``): a :class:`RawFormat` or a dict of
+            its fields, e.g. ``{"width": 352, "height": 288, "pixel_format": "420", "bitdepth": 10}``
+            (little-endian samples above 8 bits, as the vmaf CLI and ``yuv420p10le`` read them);
+            ``fpsnum``/``fpsden`` set its rate when it has none (default 24). A ``.yuv`` path needs it.
 
     Returns:
         The clip, with ``_Matrix``, ``_Primaries``, ``_Transfer``, ``_Range``, ``_ColorRange``,
         ``_ChromaLocation``, ``_FieldBased``, ``_PictType``, ``_DurationNum``/``_DurationDen``,
         ``_AbsoluteTime`` and ``_SARNum``/``_SARDen`` on every frame.
     """
+    if raw is not None:
+        if fpsnum is not None:
+            from .raw import as_raw_format
+
+            try:
+                raw = as_raw_format(raw).with_fps(Fraction(fpsnum, fpsden or 1))
+            except SourceError as exc:
+                raise vs.Error(f"source: {exc}") from None
+        return raw_source(path, raw)
+    if is_raw_path(path):
+        raise vs.Error(f"source: {os.fspath(path)} is raw YUV (it has no header): give its geometry, "
+                       "raw=RawFormat(width, height, pixel_format, bitdepth)")
     try:
         reader = _Reader(Path(os.fspath(path)), track, threads, cache)
         return reader.clip(fpsnum, fpsden)

@@ -7,8 +7,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from ..errors import SourceError
 from .decoding import StreamInfo
-from .errors import SourceError
 from .index import FrameIndex
 
 __all__ = ["frame_mapping", "native_rate"]

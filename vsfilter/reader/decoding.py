@@ -16,7 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .errors import SourceError
+from ..errors import SourceError
 from .index import FrameIndex
 
 __all__ = ["StreamInfo", "open_media", "probe", "Cursor", "CursorPool", "FrameCache", "verify_tail"]

@@ -18,8 +18,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .atomic import atomic_open
-from .cache import cache_dir
+from ..atomic import atomic_open
+from ..cache import cache_dir
 
 __all__ = ["FrameIndex", "build_index", "load_or_build_index", "INDEX_VERSION"]
 
