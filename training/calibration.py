@@ -10,6 +10,7 @@ import numpy as np
 from .cli import UsageError
 from .corpus import IMAGE_EXTS, load_corpus
 from .degrade import degrade
+from .pairs import peak_of
 
 __all__ = ["degraded_pairs", "held_out_paths", "crops", "codec_split"]
 
@@ -63,15 +64,16 @@ def crops(pairs, size: int, count: int, seed: int = 0) -> list[np.ndarray]:
         _, degraded = pairs[i % len(pairs)]
         y = rng.integers(degraded.shape[0] - s + 1)
         x = rng.integers(degraded.shape[1] - s + 1)
-        out.append((degraded[y:y + s, x:x + s].astype(np.float32) / 255.0)[None, None])
+        peak = np.float32(peak_of(degraded))
+        out.append((degraded[y:y + s, x:x + s].astype(np.float32) / peak)[None, None])
     return out
 
 
 def codec_split(directory: Path, held_out: bool) -> list[tuple[np.ndarray, np.ndarray]]:
     """(clean, decoded) frames of a codec pair set: its held-out packages (the default validation
     packages of ``train_konvid``) or the others (for calibration)."""
-    from .codec_pairs import load_pairs
     from .corpus import DEFAULT_VAL_PACKAGES
+    from .pair_sets import load_pairs
 
     val = set(DEFAULT_VAL_PACKAGES)
     pairs, _ = load_pairs(directory, packages=val) if held_out else load_pairs(directory, exclude=val)

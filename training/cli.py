@@ -1,4 +1,5 @@
-"""What every training step shares: a one-line error with exit code 2, and file hashes."""
+"""What every training step shares with vsfilter's CLIs: a one-line error with exit code 2 (usage
+errors too, without argparse's usage block), 130/143 on Ctrl-C/SIGTERM at once, and file hashes."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 from vsfilter.errors import VsfilterError
 from vsfilter.models import sha256_file  # noqa: F401  (re-exported for the steps)
 
-__all__ = ["UsageError", "run_main", "sha256_file", "require_onnx", "check_output_file", "check_output_dir"]
+__all__ = ["UsageError", "run_main", "sha256_file", "require_onnx", "check_output_file", "check_output_dir",
+           "step_parser"]
 
 
 class UsageError(VsfilterError):
@@ -45,21 +47,35 @@ def check_output_dir(path: Path, flag: str = "--output") -> None:
         raise UsageError(f"{flag} {path} is a file; give a folder")
 
 
+def _prog(main: Callable) -> str:
+    module = sys.modules.get(main.__module__)
+    spec = getattr(module, "__spec__", None)  # "training.x" even when run as __main__
+    return (spec.name if spec else main.__module__).rsplit(".", 1)[-1]
+
+
+def step_parser(module: str, description: str):
+    """The argparse parser of step ``training.<module>``: usage errors are one line and exit code 2."""
+    from vsfilter._cli import OneLineParser
+
+    spec = getattr(sys.modules.get(module), "__spec__", None)  # "training.x" even when run as __main__
+    name = (spec.name if spec else module).rsplit(".", 1)[-1]
+    return OneLineParser(name, prog=f"python -m training.{name}", description=description)
+
+
 def run_main(main: Callable[[list[str] | None], int]) -> Callable[[list[str] | None], int]:
-    """Wrap a step's ``main`` so a :class:`UsageError` becomes ``<prog>: message`` and exit code 2."""
+    """Wrap a step's ``main`` on vsfilter's CLI runner: a :class:`UsageError` becomes ``<step>: error:
+    message`` and exit code 2, a usage error the same, Ctrl-C and SIGTERM end it at once with 130/143
+    (outputs are written atomically, so nothing is left half-written)."""
+    from vsfilter._cli import cli_main
 
     @functools.wraps(main)
-    def wrapped(argv: list[str] | None = None) -> int:
+    def checked(argv: list[str] | None = None) -> int:
         try:
             return main(argv)
         except UsageError as exc:
-            module = sys.modules.get(main.__module__)
-            spec = getattr(module, "__spec__", None)  # "training.x" even when run as __main__
-            prog = (spec.name if spec else main.__module__).rsplit(".", 1)[-1]
-            print(f"{prog}: error: {exc}", file=sys.stderr)
+            print(f"{_prog(main)}: error: {' '.join(str(exc).split())}", file=sys.stderr)
             return 2
-        except KeyboardInterrupt:
-            print("interrupted", file=sys.stderr)
-            return 130
+        except SystemExit as exc:  # argparse: --help (0) or a one-line usage error (2)
+            return int(exc.code or 0)
 
-    return wrapped
+    return functools.wraps(main)(cli_main(_prog(main))(checked))

@@ -18,44 +18,12 @@ import re
 import sys
 from pathlib import Path
 
-import numpy as np
-
-from vsfilter.atomic import atomic_output, atomic_write_text
+from vsfilter.atomic import atomic_write_text
 from vsfilter.models import model_dir
 
-from .cli import UsageError, run_main, sha256_file
+from .cli import UsageError, run_main, sha256_file, step_parser
+from .onnx_export import OPSET, check_against_torch, export_onnx
 from .registry import OP_ALLOWLIST, graph_ops, update_registry
-
-OPSET = 17
-
-
-def export_onnx(model, path: Path) -> None:
-    """torch -> ONNX with input ``input`` and output ``output``, dynamic batch, height and width."""
-    import torch
-
-    dummy = torch.rand(1, 1, 64, 48)
-    axes = {0: "N", 2: "H", 3: "W"}
-    with atomic_output(path) as tmp:
-        torch.onnx.export(model, (dummy,), str(tmp), input_names=["input"], output_names=["output"],
-                          dynamic_axes={"input": axes, "output": axes}, opset_version=OPSET, dynamo=False)
-
-
-def check_against_torch(model, path: Path, atol: float = 1e-5) -> float:
-    """Max |ORT - torch| on two odd-sized inputs; raises when above ``atol``."""
-    import onnxruntime as ort
-    import torch
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    worst = 0.0
-    rng = np.random.default_rng(0)
-    for shape in [(1, 1, 37, 53), (2, 1, 120, 96)]:
-        x = rng.random(shape, dtype=np.float32)
-        with torch.inference_mode():
-            ref = model(torch.from_numpy(x)).numpy()
-        worst = max(worst, float(np.abs(session.run(None, {"input": x})[0] - ref).max()))
-    if worst > atol:
-        raise UsageError(f"ONNX Runtime output differs from torch by {worst:.2e} (> {atol})")
-    return worst
 
 
 def _corpus_sources(train_args: dict) -> list[dict] | None:
@@ -108,7 +76,7 @@ def _training_block(training: dict, manifest_path: Path) -> dict:
 
 @run_main
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training.export_tiny_models", description=__doc__.splitlines()[0])
+    ap = step_parser(__name__, __doc__.splitlines()[0])
     ap.add_argument("--c3-ckpt", type=Path, required=True, help="last.ckpt from training.train_konvid")
     ap.add_argument("--c2-ckpt", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--model-id", help="registry id (default: the one the training run recorded)")

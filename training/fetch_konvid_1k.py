@@ -8,7 +8,6 @@ holds the two zips (or the extracted folders). Offline, it fails with one line a
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import urllib.error
@@ -16,7 +15,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from .cli import UsageError, run_main
+from .cli import UsageError, run_main, step_parser
 
 BASE_URL = "https://datasets.vqa.mmsp-kn.de/archives/"
 ARCHIVES = {"KoNViD_1k_videos.zip": "KoNViD_1k_videos", "KoNViD_1k_metadata.zip": "KoNViD_1k_metadata"}
@@ -56,7 +55,7 @@ def verify_and_extract(archive: Path, output: Path, folder: str) -> None:
 
 @run_main
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training.fetch_konvid_1k", description=__doc__.splitlines()[0])
+    ap = step_parser(__name__, __doc__.splitlines()[0])
     ap.add_argument("--output", type=Path, default=Path("data/konvid_1k"))
     ap.add_argument("--from-dir", type=Path, help="a local copy holding the zips or the extracted folders")
     ap.add_argument("--base-url", default=BASE_URL)

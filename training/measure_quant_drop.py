@@ -10,7 +10,6 @@ pixels within 2 code values. Exit codes: 0 within budget, 1 over budget, 2 error
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -21,7 +20,7 @@ import numpy as np
 from vsfilter.atomic import atomic_write_text
 
 from .calibration import codec_split, degraded_pairs, held_out_paths
-from .cli import UsageError, require_onnx, run_main
+from .cli import UsageError, require_onnx, run_main, step_parser
 from .loop import psnr
 
 
@@ -46,17 +45,20 @@ def measure(pairs, fp32_run, fast_run) -> dict:
     """Compare two runners on (clean, degraded) pairs."""
     ref_all, fast_all, res_ref, res_fast, within2 = [], [], [], [], []
     gain_ref, gain_fast = [], []
+    from .pairs import peak_of
+
     for clean, degraded in pairs:
-        x = (degraded.astype(np.float32) / 255.0)[None, None]
+        peak = peak_of(clean)
+        x = (degraded.astype(np.float32) / peak)[None, None]
         a, b = fp32_run(x)[0, 0], fast_run(x)[0, 0]
         ref_all.append(a.ravel())
         fast_all.append(b.ravel())
         res_ref.append((a - x[0, 0]).ravel())
         res_fast.append((b - x[0, 0]).ravel())
-        qa, qb = np.clip(np.rint(a * 255), 0, 255), np.clip(np.rint(b * 255), 0, 255)
-        within2.append(np.abs(qa - qb) <= 2)
-        gain_ref.append(psnr(qa, clean) - psnr(degraded, clean))
-        gain_fast.append(psnr(qb, clean) - psnr(degraded, clean))
+        qa, qb = np.clip(np.rint(a * peak), 0, peak), np.clip(np.rint(b * peak), 0, peak)
+        within2.append(np.abs(qa - qb) <= 2 * peak / 255)
+        gain_ref.append(psnr(qa, clean, peak) - psnr(degraded, clean, peak))
+        gain_fast.append(psnr(qb, clean, peak) - psnr(degraded, clean, peak))
     plcc = float(np.corrcoef(np.concatenate(ref_all), np.concatenate(fast_all))[0, 1])
     plcc_res = float(np.corrcoef(np.concatenate(res_ref), np.concatenate(res_fast))[0, 1])
     return {"images": len(pairs), "plcc": plcc, "plcc_drop": 1 - plcc, "residual_plcc": plcc_res,
@@ -67,7 +69,7 @@ def measure(pairs, fp32_run, fast_run) -> dict:
 
 @run_main
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training.measure_quant_drop", description=__doc__.splitlines()[0])
+    ap = step_parser(__name__, __doc__.splitlines()[0])
     ap.add_argument("--fp32", type=Path, required=True)
     ap.add_argument("--int8", type=Path, help="the INT8 model (omit with --runtime openvino-bf16)")
     ap.add_argument("--images", type=Path, help="held-out images")

@@ -20,7 +20,6 @@ packages are held out, so validation photos are as unfamiliar as real test photo
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import hashlib
 import io
@@ -39,7 +38,7 @@ import numpy as np
 
 from vsfilter.atomic import atomic_write_text
 
-from .cli import UsageError, run_main, sha256_file
+from .cli import UsageError, run_main, sha256_file, step_parser
 
 #: Longest side of a written photo; larger ones are area-downscaled by an integer factor.
 MAX_SIDE = 1600
@@ -337,7 +336,7 @@ def _debian(writer: Writer, tmp: Path) -> None:
 
 @run_main
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training.offline_corpus", description=__doc__.splitlines()[0])
+    ap = step_parser(__name__, __doc__.splitlines()[0])
     ap.add_argument("--output", type=Path, default=Path("data/offline_photos"))
     ap.add_argument("--no-debian", action="store_true", help="only the photos inside Python packages")
     ap.add_argument("--force", action="store_true", help="replace an existing corpus folder")

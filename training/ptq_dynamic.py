@@ -10,7 +10,6 @@ instead. With ``--record`` the measured slowdown goes into the model's JSON side
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -20,7 +19,7 @@ import numpy as np
 
 from vsfilter.atomic import atomic_output, atomic_write_text
 
-from .cli import UsageError, check_output_file, require_onnx, run_main, sha256_file
+from .cli import UsageError, check_output_file, require_onnx, run_main, sha256_file, step_parser
 
 
 def time_model(path: Path, shape=(1, 1, 360, 640), runs: int = 3) -> float:
@@ -43,7 +42,7 @@ def time_model(path: Path, shape=(1, 1, 360, 640), runs: int = 3) -> float:
 
 @run_main
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training.ptq_dynamic", description=__doc__.splitlines()[0])
+    ap = step_parser(__name__, __doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, required=True)
     ap.add_argument("--output", type=Path, required=True)
     ap.add_argument("--force", action="store_true", help="replace an existing --output")

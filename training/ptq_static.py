@@ -9,7 +9,6 @@ on VNNI/AMX). ``--register`` records it in ``registry.json`` next to ``--model``
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -20,7 +19,7 @@ import numpy as np
 from vsfilter.atomic import atomic_output, atomic_write_text
 
 from .calibration import codec_split, crops, degraded_pairs
-from .cli import check_output_file, require_onnx, run_main, sha256_file
+from .cli import check_output_file, require_onnx, run_main, sha256_file, step_parser
 from .registry import update_registry
 
 QUANT_MODE = "static-qdq-per-channel"
@@ -70,7 +69,7 @@ def quantize(model: Path, output: Path, batches: list, exclude: list[str], calib
 
 @run_main
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training.ptq_static", description=__doc__.splitlines()[0])
+    ap = step_parser(__name__, __doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, required=True)
     ap.add_argument("--output", type=Path, required=True)
     ap.add_argument("--images", type=Path, help="calibration images (degraded with the card's recipe)")
@@ -130,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 def export_qat(ckpt: Path, directory: Path) -> Path:
     """The QAT checkpoint as an fp32 ONNX graph (same export as the shipped model) to quantise."""
     from .checkpoint import load_model
-    from .export_tiny_models import export_onnx
+    from .onnx_export import export_onnx
 
     model, _ = load_model(ckpt)
     path = directory / "qat.onnx"

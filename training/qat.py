@@ -9,12 +9,15 @@ fp32 weights under it adapts them to the INT8 graph.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import torch
 from torch import nn
 
 from .model import LearnedFilter
 
-__all__ = ["ActivationFakeQuant", "QATFilter", "weight_fake_quant"]
+__all__ = ["ActivationFakeQuant", "QATFilter", "weight_fake_quant", "QATSettings", "run_qat"]
 
 
 class ActivationFakeQuant(nn.Module):
@@ -75,3 +78,42 @@ class QATFilter(nn.Module):
     def freeze_observers(self) -> None:
         for module in self.fq:
             module.observe = False
+
+
+@dataclass(frozen=True)
+class QATSettings:
+    """Quantisation-aware fine-tuning: ``steps`` at ``lr`` in batches of ``batch`` crops."""
+
+    steps: int
+    lr: float = 1e-4
+    batch: int = 16
+    seed: int = 42
+    loss: str = "l1"
+
+
+def run_qat(model, bank, val: list, device, path: Path, settings: QATSettings) -> dict:
+    """Quantisation-aware fine-tuning of a copy of ``model`` (fp32 on the device); writes the checkpoint
+    ``path`` (for ``ptq_static --qat-ckpt``) and returns what the manifest records."""
+    import copy
+
+    from .checkpoint import save_checkpoint
+    from .loop import Schedule, Trainer, evaluate_full
+
+    student = copy.deepcopy(model).train()
+    qat = QATFilter(student).to(device)
+    freeze_at = max(1, settings.steps // 10)
+    schedule = Schedule(settings.steps, settings.batch, settings.lr, chunk=freeze_at, ema=None, amp=False,
+                        seed=settings.seed + 1000, loss=settings.loss)
+    trainer = Trainer(student, bank, schedule, forward=qat)
+
+    def freeze(t: Trainer, row: dict) -> None:
+        if t.step >= freeze_at:
+            qat.freeze_observers()
+
+    trainer.run(on_chunk=freeze)
+    student.eval()
+    save_checkpoint(path, {"model": {k: v.cpu() for k, v in student.state_dict().items()},
+                           "arch": {"num_blocks": student.num_blocks, "channels": student.channels},
+                           "seed": settings.seed, "qat_steps": settings.steps, "history": trainer.history})
+    return {"steps": settings.steps, "lr": settings.lr, "freeze_observers_at": freeze_at,
+            "final_fp32_weights": {k: v for k, v in evaluate_full(student, val, device).items() if k != "per_image"}}

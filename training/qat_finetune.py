@@ -13,19 +13,18 @@ degradation as ``train_konvid`` (``train_konvid --qat-steps`` runs this at the e
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
 
 from vsfilter.atomic import atomic_write_text
 
-from .cli import UsageError, run_main
+from .cli import UsageError, run_main, step_parser
 
 
 @run_main
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training.qat_finetune", description=__doc__.splitlines()[0])
+    ap = step_parser(__name__, __doc__.splitlines()[0])
     ap.add_argument("--c3-ckpt", type=Path, required=True)
     ap.add_argument("--images", type=Path, help="the training corpus (as train_konvid --images)")
     ap.add_argument("--videos", type=Path)
@@ -52,9 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from .checkpoint import load_model
+    from .datasets import DataSpec, load_training_data
     from .loop import pick_device
     from .pairs import PairBank
-    from .train_konvid import card_data, codec_data, run_qat
+    from .qat import QATSettings, run_qat
 
     model, state = load_model(args.c3_ckpt)
     device = pick_device(args.device)
@@ -62,17 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(seed)
     if device.type == "cpu":
         torch.use_deterministic_algorithms(True)
-    data_args = argparse.Namespace(images=args.images, videos=args.videos, konvid_dir=Path("data/konvid_1k"),
-                                   pairs=args.pairs, crop=args.crop, val_packages=args.val_packages,
-                                   val_fraction=0.15, seed=seed, quiet=args.quiet)
-    train, val, _ = (codec_data if args.degradation == "codec" else card_data)(data_args)
-    bank = PairBank(train, device, args.crop, align=8 if args.degradation == "card" else 1,
+    data = load_training_data(DataSpec(args.degradation, args.images, args.videos, pairs=args.pairs, crop=args.crop,
+                                       val_packages=args.val_packages, seed=seed, quiet=args.quiet))
+    bank = PairBank(data.train, device, args.crop, align=8 if args.degradation == "card" else 1,
                     augment=args.degradation == "codec")
-    qat_args = argparse.Namespace(qat_steps=args.steps, qat_lr=args.lr, batch_size=args.batch_size, seed=seed,
-                                  loss=args.loss, num_blocks=state["arch"]["num_blocks"],
-                                  channels=state["arch"]["channels"])
     args.output.mkdir(parents=True, exist_ok=True)
-    result = run_qat(qat_args, model.to(device), bank, val, device, args.output, name="last.ckpt")
+    result = run_qat(model.to(device), bank, data.val, device, args.output / "last.ckpt",
+                     QATSettings(args.steps, args.lr, args.batch_size, seed, args.loss))
     manifest = {"tool": "training.qat_finetune", "args": {k: str(v) for k, v in vars(args).items()},
                 "from_checkpoint": str(args.c3_ckpt), **result}
     atomic_write_text(args.output / "qat.manifest.json", json.dumps(manifest, indent=2))

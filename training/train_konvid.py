@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import subprocess
 import sys
@@ -38,18 +37,19 @@ import numpy as np
 
 from vsfilter.atomic import atomic_write_text
 
-from .cli import UsageError, run_main
-from .corpus import DEFAULT_VAL_PACKAGES, Sample, load_corpus, split, split_by_package
-from .degrade import BLUR_SIGMA, JPEG_QUALITY, degrade, degraded_variants
-from .loop import LOSSES, Schedule, Trainer, evaluate_full, pick_device, psnr, use_bf16
+from .cli import UsageError, run_main, step_parser
+from .datasets import DataSpec, TrainingData, load_training_data
+from .evaluation import codec_breakdown
+from .loop import LOSSES, Schedule, Trainer, evaluate_full, pick_device, use_bf16
+from .qat import QATSettings, run_qat
 
-__all__ = ["main", "psnr", "evaluate_full"]
+__all__ = ["main"]
 
 MODEL_IDS = {"card": "learned_filter_v1", "codec": "learned_filter_codec_v1"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="python -m training.train_konvid", description=__doc__.splitlines()[0])
+    ap = step_parser(__name__, __doc__.splitlines()[0])
     ap.add_argument("--model", choices=["c2", "c3", "both"], default="c3",
                     help="c3 = the filter (this package); c2 is the NR metric, not part of vsfilter")
     ap.add_argument("--output-c3", type=Path, default=Path("runs/c3_konvid"))
@@ -67,6 +67,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--val-packages", nargs="*", default=None,
                     help="source packages held out for validation (default: opencv-doc and tuxpaint-data when "
                          "present, else a seeded split by file)")
+    ap.add_argument("--train-crf", nargs="*", default=[], metavar="ENCODER=LOW:HIGH",
+                    help="with --degradation codec: train only on round trips of these encoders and CRF ranges "
+                         "(a quality-band specialist; identity pairs are left out); validation keeps every pair")
     ap.add_argument("--val-fraction", type=float, default=0.15, help="split by file when there are no packages")
     ap.add_argument("--num-blocks", type=int, default=4, help="residual blocks (4 = the card's ~19K params)")
     ap.add_argument("--channels", type=int, default=16)
@@ -135,104 +138,6 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--time-budget must be > 0 seconds")
 
 
-# ------------------------------------------------------------------------------------------ data
-
-
-def card_data(args) -> tuple[list, list, dict]:
-    """(train pairs, val pairs, data record) for the card's blur + JPEG degradation."""
-    images, videos = args.images, args.videos
-    if images is None and videos is None:
-        videos = args.konvid_dir / "KoNViD_1k_videos"
-        if not videos.is_dir():
-            raise UsageError(f"no corpus: {videos} is missing; run python -m training.fetch_konvid_1k, "
-                             "or pass --videos DIR / --images DIR")
-    corpus = load_corpus(images, videos, min_size=args.crop)
-    if corpus.skipped and not args.quiet:
-        print(f"skipped {len(corpus.skipped)} unreadable or too small file(s)", file=sys.stderr)
-    packages = sorted({s.package for s in corpus.samples})
-    val_packages = args.val_packages
-    if val_packages is None:
-        val_packages = [p for p in DEFAULT_VAL_PACKAGES if p in packages]
-    if val_packages:
-        train_s, val_s = split_by_package(corpus.samples, val_packages)
-    else:
-        train_s, val_s = split(corpus.samples, args.val_fraction, args.seed)
-    from concurrent.futures import ProcessPoolExecutor
-
-    workers = min(len(os.sched_getaffinity(0)), 16)
-    with ProcessPoolExecutor(workers) as pool:
-        train = [pair for variants in pool.map(degraded_variants, [s.luma for s in train_s]) for pair in variants]
-        val = [(s.luma, d) for s, d in zip(val_s, pool.map(degrade, [s.luma for s in val_s]))]
-
-    def rows(samples: list[Sample]) -> list[dict]:
-        return [{"path": str(s.path), "sha256": s.sha256, "shape": list(s.luma.shape), "package": s.package}
-                for s in samples]
-
-    record = {"train": rows(train_s), "val": rows(val_s), "val_packages": list(val_packages),
-              "skipped": [{"path": p, "reason": r} for p, r in corpus.skipped],
-              "degradation": {"kind": "card", "gaussian_blur_sigma": BLUR_SIGMA, "jpeg_quality": JPEG_QUALITY,
-                              "library": "Pillow", "flips_rotations": 8, "applied_to": "whole images"}}
-    return train, val, record
-
-
-def codec_data(args) -> tuple[list, list, dict]:
-    """(train pairs, val pairs, data record) from a codec pair set, split by source package."""
-    from .codec_pairs import load_pairs
-
-    manifest_file = args.pairs / "manifest.json"
-    listing = json.loads(manifest_file.read_text()) if manifest_file.is_file() else None
-    if listing is None:
-        raise UsageError(f"{args.pairs} is not a codec pair set (no manifest.json); build it with "
-                         "python -m training.codec_pairs")
-    packages = sorted({c["package"] for c in listing["clips"]})
-    val_packages = args.val_packages if args.val_packages is not None else [
-        p for p in DEFAULT_VAL_PACKAGES if p in packages]
-    missing = [p for p in val_packages if p not in packages]
-    if missing:
-        raise UsageError(f"validation package(s) {', '.join(missing)} are not in the pair set; "
-                         f"it has {', '.join(packages)}")
-    train, train_labels = load_pairs(args.pairs, exclude=set(val_packages), identity=True)
-    val, val_labels = load_pairs(args.pairs, packages=set(val_packages))
-    if not train or not val:
-        raise UsageError("the pair set splits into an empty training or validation part; check --val-packages")
-    record = {"pairs": str(args.pairs), "pair_set_key": listing["key"], "settings": listing["settings"],
-              "val_packages": list(val_packages), "train_clips": len({lb["clip"] for lb in train_labels}),
-              "val_clips": len({lb["clip"] for lb in val_labels}), "train_pairs": len(train), "val_pairs": len(val),
-              "train_identity_pairs": sum(lb["encoder"] == "identity" for lb in train_labels),
-              "train_sources": sorted({lb["source"] for lb in train_labels}),
-              "val_sources": sorted({lb["source"] for lb in val_labels}),
-              "degradation": {"kind": "codec", "tool": "training.codec_pairs"}}
-    args._val_labels = val_labels
-    return train, val, record
-
-
-def crf_band(crf: int) -> str:
-    lo = (crf // 10) * 10
-    return f"crf {lo}-{lo + 9}"
-
-
-def codec_breakdown(model, val_pairs: list, labels: list[dict], device) -> dict:
-    """PSNR gain per encoder and CRF band, per bit depth, and of the worst clip, on the validation frames.
-
-    ``labels[i]`` describes ``val_pairs[i]`` (as :func:`training.codec_pairs.load_pairs` returns them).
-    """
-    if len(labels) != len(val_pairs):
-        raise ValueError(f"{len(labels)} labels for {len(val_pairs)} pairs")
-    result = evaluate_full(model, val_pairs, device)
-    groups: dict[str, dict[str, list[float]]] = {"per_codec": {}, "per_bit_depth": {}, "per_clip": {}}
-    for label, (before, after) in zip(labels, result["per_image"]):
-        gain = after - before
-        groups["per_codec"].setdefault(f"{label['encoder']} {crf_band(label['crf'])}", []).append(gain)
-        groups["per_bit_depth"].setdefault(f"{label['bits']}-bit", []).append(gain)
-        groups["per_clip"].setdefault(str(label["clip"]), []).append(gain)
-    out = {name: {k: {"frames": len(v), "psnr_gain_db": round(float(np.mean(v)), 4)} for k, v in sorted(g.items())}
-           for name, g in groups.items() if name != "per_clip"}
-    clip_means = {k: float(np.mean(v)) for k, v in groups["per_clip"].items()}
-    worst = min(clip_means, key=clip_means.__getitem__)
-    out["worst_clip"] = {"clip": int(worst), "psnr_gain_db": round(clip_means[worst], 4)}
-    return out
-
-
 # ------------------------------------------------------------------------------------------ main
 
 
@@ -240,26 +145,72 @@ def codec_breakdown(model, val_pairs: list, labels: list[dict], device) -> dict:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     _check_args(args)
+    paths = _paths(args)
+    resumed, started_from = _load_states(args, paths["ckpt"])  # a bad checkpoint fails before the data
+    device, amp = _setup_device(args)
+    data = load_training_data(_data_spec(args))
+    run = _Run(args, device, amp, data, started_from)
+    trainer = run.trainer(resumed)
+    paths["out"].mkdir(parents=True, exist_ok=True)
+    manifest = run.manifest()
+
+    def save(t: Trainer, row: dict) -> None:
+        run.save(t, paths["ckpt"])
+        manifest["epochs"] = t.history
+        atomic_write_text(paths["manifest"], json.dumps(manifest, indent=2))
+        if not args.quiet:
+            print(f"step {t.step}/{run.schedule.steps} loss {row['train_l1']:.5f} val_l1 {row['val_l1']:.5f} "
+                  f"(input {row['val_l1_degraded_input']:.5f}) {row['seconds']:.1f}s", flush=True)
+
+    started = time.monotonic()
+    trainer.run(on_chunk=save, validate=run.validate)
+    manifest["train_seconds"] = round(time.monotonic() - started, 1)
+    manifest["epochs"] = trainer.history
+    final = run.averaged(trainer)
+    manifest["final"] = {"val_l1": trainer.history[-1]["val_l1"], **evaluate_full(final, data.val, device)}
+    if args.degradation == "codec":
+        manifest["final"] |= codec_breakdown(final, data.val, data.val_labels, device)
+    if args.qat_steps:
+        manifest["qat"] = run_qat(final, run.bank, data.val, device, paths["out"] / "qat.ckpt",
+                                  QATSettings(args.qat_steps, args.qat_lr, args.batch_size, args.seed, args.loss))
+    atomic_write_text(paths["manifest"], json.dumps(manifest, indent=2))
+    if not args.quiet:
+        f = manifest["final"]
+        print(f"val L1 {f['val_l1']:.4f}; PSNR-Y on {f['images']} held-out image(s): "
+              f"{f['psnr_degraded_db']:.2f} -> {f['psnr_filtered_db']:.2f} dB ({f['psnr_gain_db']:+.3f} dB)")
+        print(f"checkpoint: {paths['ckpt']}\nmanifest: {paths['manifest']}", flush=True)
+    return 0
+
+
+def _paths(args: argparse.Namespace) -> dict[str, Path]:
     out_dir: Path = args.output_c3
-    ckpt_path = out_dir / "last.ckpt"
-    manifest_path = args.manifest_out or out_dir / "train_konvid.manifest.json"
+    paths = {"out": out_dir, "ckpt": out_dir / "last.ckpt",
+             "manifest": args.manifest_out or out_dir / "train_konvid.manifest.json"}
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--output-c3 {out_dir} is a file; give a folder")
-    if ckpt_path.exists() and not (args.resume or args.force):
-        raise UsageError(f"{ckpt_path} exists; pass --resume to continue it or --force to start over")
-    if args.resume and not ckpt_path.exists():
-        raise UsageError(f"--resume: {ckpt_path} does not exist")
+    if paths["ckpt"].exists() and not (args.resume or args.force):
+        raise UsageError(f"{paths['ckpt']} exists; pass --resume to continue it or --force to start over")
+    if args.resume and not paths["ckpt"].exists():
+        raise UsageError(f"--resume: {paths['ckpt']} does not exist")
+    return paths
 
-    import torch
 
-    from .checkpoint import load_model, load_weights, save_checkpoint
-    from .model import LearnedFilter, count_params, fold
-    from .pairs import PairBank, center_crops, steps_for
+def _load_states(args: argparse.Namespace, ckpt: Path):
+    """(the checkpoint to resume or None, the network to start from or None)."""
+    from .checkpoint import load_model, load_weights
 
-    resumed = load_model(ckpt_path)[1] if args.resume else None  # a bad checkpoint fails before the data
+    resumed = load_model(ckpt)[1] if args.resume else None
     if resumed is not None and "train_state" not in resumed:
-        raise UsageError(f"--resume: {ckpt_path} holds exported weights only, not a training state to continue")
+        raise UsageError(f"--resume: {ckpt} holds exported weights only, not a training state to continue")
     started_from = load_weights(args.init)[0] if args.init is not None else None
+    if started_from is not None and args.reparam:
+        raise UsageError("--init loads a plain network; drop --reparam to fine-tune it")
+    return resumed, started_from
+
+
+def _setup_device(args: argparse.Namespace):
+    """(device, bf16 autocast?), seeded and configured for determinism where the device allows it."""
+    import torch
 
     device = pick_device(args.device)
     torch.manual_seed(args.seed)
@@ -270,136 +221,123 @@ def main(argv: list[str] | None = None) -> int:
         torch.backends.cudnn.allow_tf32 = False  # evaluation and QAT in true fp32; training is bf16 autocast
     if args.threads:
         torch.set_num_threads(args.threads)
-    amp, precision_note = use_bf16(args.amp, device)
+    amp, note = use_bf16(args.amp, device)
     if not args.quiet:
-        print(f"training on {device}: {precision_note}", flush=True)
+        print(f"training on {device}: {note}", flush=True)
+    return device, amp
 
-    train, val, data = (codec_data if args.degradation == "codec" else card_data)(args)
-    bank = PairBank(train, device, args.crop, align=8 if args.degradation == "card" else 1,
-                    augment=args.degradation == "codec")
-    val_crop = min(256, args.crop * 2, *(min(c.shape) for c, _ in val))
-    val_x, val_y = (torch.from_numpy(a).to(device) for a in center_crops(val, val_crop, limit=64))
 
-    model = LearnedFilter(args.num_blocks, args.channels, reparam=args.reparam).to(device)
-    model = model.to(memory_format=torch.channels_last)
-    images = len(train) // (8 if args.degradation == "card" else 1)
-    per_epoch = max(1, math.ceil(images * args.crops_per_image / args.batch_size))
-    steps = args.steps or args.epochs_c3 * per_epoch
-    chunk = args.chunk or (1000 if args.steps or args.time_budget else per_epoch)
-    if started_from is not None:
-        if args.reparam:
-            raise UsageError("--init loads a plain network; drop --reparam to fine-tune it")
-        model.load_state_dict(started_from.state_dict())
-    schedule = Schedule(steps, args.batch_size, args.lr, chunk=min(chunk, steps), ema=args.ema or None, amp=amp,
-                        seed=args.seed, loss=args.loss, warmup=0.03 if args.init is None else 0.0,
-                        harm_weight=args.harm_weight)
-    if args.time_budget is not None and not args.resume:
-        probe = Trainer(model, bank, schedule)
-        rate = probe.measure_rate()
-        schedule.steps = steps_for(args.time_budget, rate)
-        schedule.chunk = min(chunk, schedule.steps)
-        if not args.quiet:
-            print(f"{rate:.1f} steps/s on {device}: {schedule.steps} steps fit {args.time_budget:.0f} s", flush=True)
-    trainer = Trainer(model, bank, schedule)
-    if resumed is not None:
-        state = resumed
-        saved_arch = {k: state["train_state"]["arch"].get(k) for k in ("num_blocks", "channels", "reparam")}
-        if saved_arch != model.arch:
-            raise UsageError(f"--resume: {ckpt_path} is a {saved_arch} model, not this run's {model.arch}")
+def _data_spec(args: argparse.Namespace) -> DataSpec:
+    return DataSpec(args.degradation, args.images, args.videos, args.konvid_dir, args.pairs, args.crop,
+                    args.val_packages, args.val_fraction, args.seed, args.quiet, tuple(args.train_crf))
+
+
+class _Run:
+    """One training run's network, crops, schedule and what it records."""
+
+    def __init__(self, args: argparse.Namespace, device, amp: bool, data: TrainingData, started_from) -> None:
+        import torch
+
+        from .model import LearnedFilter
+        from .pairs import PairBank, center_crops
+
+        self.args, self.device, self.amp, self.data = args, device, amp, data
+        card = args.degradation == "card"
+        self.bank = PairBank(data.train, device, args.crop, align=8 if card else 1, augment=not card)
+        val_crop = min(256, args.crop * 2, *(min(c.shape) for c, _ in data.val))
+        self.val_x, self.val_y = (torch.from_numpy(a).to(device) for a in center_crops(data.val, val_crop, limit=64))
+        self.model = LearnedFilter(args.num_blocks, args.channels, reparam=args.reparam).to(device)
+        self.model = self.model.to(memory_format=torch.channels_last)
+        if started_from is not None:
+            self.model.load_state_dict(started_from.state_dict())
+        images = len(data.train) // (8 if card else 1)
+        self.per_epoch = max(1, math.ceil(images * args.crops_per_image / args.batch_size))
+        steps = args.steps or args.epochs_c3 * self.per_epoch
+        chunk = args.chunk or (1000 if args.steps or args.time_budget else self.per_epoch)
+        self.schedule = Schedule(steps, args.batch_size, args.lr, chunk=min(chunk, steps), ema=args.ema or None,
+                                 amp=amp, seed=args.seed, loss=args.loss,
+                                 warmup=0.03 if args.init is None else 0.0, harm_weight=args.harm_weight)
+        self.chunk = chunk
+        self.model_id = args.model_id or MODEL_IDS[args.degradation]
+        self.loss_fn = torch.nn.L1Loss()
+
+    def trainer(self, resumed: dict | None) -> Trainer:
+        """The trainer: a timed run measures its speed first; a resumed one continues its state."""
+        args, schedule = self.args, self.schedule
+        if args.time_budget is not None and not args.resume:
+            from .pairs import steps_for
+
+            rate = Trainer(self.model, self.bank, schedule).measure_rate()
+            schedule.steps = steps_for(args.time_budget, rate)
+            schedule.chunk = min(self.chunk, schedule.steps)
+            if not args.quiet:
+                print(f"{rate:.1f} steps/s on {self.device}: {schedule.steps} steps fit {args.time_budget:.0f} s",
+                      flush=True)
+        if resumed is None:
+            return Trainer(self.model, self.bank, schedule)
+        state = resumed["train_state"]
+        saved = {k: state["arch"].get(k) for k in ("num_blocks", "channels", "reparam")}
+        if saved != self.model.arch:
+            raise UsageError(f"--resume: {args.output_c3 / 'last.ckpt'} is a {saved} model, not this run's "
+                             f"{self.model.arch}")
         if args.time_budget is not None:  # a timed run resumes to the step count it measured
-            schedule.steps = int(state["train_state"]["steps_total"])
-        trainer = Trainer(model, bank, schedule)
-        trainer.load_state(state["train_state"])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    loss_fn = torch.nn.L1Loss()
-    model_id = args.model_id or MODEL_IDS[args.degradation]
+            schedule.steps = int(state["steps_total"])
+        trainer = Trainer(self.model, self.bank, schedule)
+        trainer.load_state(state)
+        return trainer
 
-    def averaged() -> LearnedFilter:
-        avg = LearnedFilter(args.num_blocks, args.channels, reparam=args.reparam).to(device)
+    def averaged(self, trainer: Trainer):
+        """The EMA weights as a plain (folded) network in eval mode."""
+        from .model import LearnedFilter, fold
+
+        avg = LearnedFilter(self.args.num_blocks, self.args.channels, reparam=self.args.reparam).to(self.device)
         avg.load_state_dict(trainer.averaged_state())
         return fold(avg).eval()
 
-    def validate(t: Trainer) -> dict:
-        epoch = t.step / per_epoch
+    def validate(self, trainer: Trainer) -> dict:
+        import torch
+
+        epoch = trainer.step / self.per_epoch
         with torch.inference_mode():
             return {"epoch": int(epoch) if epoch.is_integer() else round(epoch, 3),
-                    "val_l1": float(loss_fn(averaged()(val_x), val_y)),
-                    "val_l1_degraded_input": float(loss_fn(val_x, val_y))}
+                    "val_l1": float(self.loss_fn(self.averaged(trainer)(self.val_x), self.val_y)),
+                    "val_l1_degraded_input": float(self.loss_fn(self.val_x, self.val_y))}
 
-    manifest = {
-        "tool": "training.train_konvid", "model_id": model_id,
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if not k.startswith("_")},
-        "architecture": {"num_blocks": args.num_blocks, "channels": args.channels, "params": count_params(fold(model)),
-                         "receptive_radius": model.receptive_radius, "reparam_training": args.reparam},
-        "degradation": data["degradation"], "data": data,
-        "schedule": {"steps": schedule.steps, "batch": schedule.batch, "crop": args.crop, "lr": schedule.lr,
-                     "ema": schedule.ema, "amp_bf16": amp, "chunk": schedule.chunk},
-        "determinism": "deterministic given the seed (CPU, torch.use_deterministic_algorithms)" if device.type == "cpu"
-        else "not bit-reproducible: cuDNN convolution backward and bf16 autocast on CUDA",
-        "versions": _versions(device), "git_commit": _git_commit(),
-    }
-    if args.init is not None:
-        from .cli import sha256_file
+    def save(self, trainer: Trainer, path: Path) -> None:
+        from .checkpoint import save_checkpoint
 
-        manifest["init"] = {"checkpoint": str(args.init), "sha256": sha256_file(args.init)}
-
-    def save(t: Trainer, row: dict) -> None:
-        plain = averaged()
-        save_checkpoint(ckpt_path, {
+        args = self.args
+        plain = self.averaged(trainer)
+        save_checkpoint(path, {
             "model": {k: v.cpu() for k, v in plain.state_dict().items()},
             "arch": {"num_blocks": args.num_blocks, "channels": args.channels}, "seed": args.seed,
-            "model_id": model_id, "epoch": t.step, "history": t.history,
-            "train_state": {**t.state(), "arch": model.arch, "steps_total": schedule.steps}})
-        manifest["epochs"] = t.history
-        atomic_write_text(manifest_path, json.dumps(manifest, indent=2))
-        if not args.quiet:
-            print(f"step {t.step}/{schedule.steps} train_l1 {row['train_l1']:.5f} val_l1 {row['val_l1']:.5f} "
-                  f"(input {row['val_l1_degraded_input']:.5f}) {row['seconds']:.1f}s", flush=True)
+            "model_id": self.model_id, "epoch": trainer.step, "history": trainer.history,
+            "train_state": {**trainer.state(), "arch": self.model.arch, "steps_total": self.schedule.steps}})
 
-    started = time.monotonic()
-    trainer.run(on_chunk=save, validate=validate)
-    final = averaged()
-    manifest["train_seconds"] = round(time.monotonic() - started, 1)
-    manifest["epochs"] = trainer.history
-    manifest["final"] = {"val_l1": trainer.history[-1]["val_l1"], **evaluate_full(final, val, device)}
-    if args.degradation == "codec":
-        manifest["final"] |= codec_breakdown(final, val, args._val_labels, device)
-    if args.qat_steps:
-        manifest["qat"] = run_qat(args, final, bank, val, device, out_dir)
-    atomic_write_text(manifest_path, json.dumps(manifest, indent=2))
-    if not args.quiet:
-        f = manifest["final"]
-        print(f"val L1 {f['val_l1']:.4f}; PSNR-Y on {f['images']} held-out image(s): "
-              f"{f['psnr_degraded_db']:.2f} -> {f['psnr_filtered_db']:.2f} dB ({f['psnr_gain_db']:+.3f} dB)")
-        print(f"checkpoint: {ckpt_path}\nmanifest: {manifest_path}", flush=True)
-    return 0
+    def manifest(self) -> dict:
+        """The provenance sidecar: data, settings, versions."""
+        from .model import count_params, fold
 
+        args, schedule = self.args, self.schedule
+        manifest = {
+            "tool": "training.train_konvid", "model_id": self.model_id,
+            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "architecture": {"num_blocks": args.num_blocks, "channels": args.channels,
+                             "params": count_params(fold(self.model)),
+                             "receptive_radius": self.model.receptive_radius, "reparam_training": args.reparam},
+            "degradation": self.data.record["degradation"], "data": self.data.record,
+            "schedule": {"steps": schedule.steps, "batch": schedule.batch, "crop": args.crop, "lr": schedule.lr,
+                         "ema": schedule.ema, "amp_bf16": self.amp, "chunk": schedule.chunk, "loss": schedule.loss,
+                         "harm_weight": schedule.harm_weight},
+            "determinism": "deterministic given the seed (CPU, torch.use_deterministic_algorithms)"
+            if self.device.type == "cpu" else "not bit-reproducible: cuDNN convolution backward and bf16 autocast",
+            "versions": _versions(self.device), "git_commit": _git_commit(),
+        }
+        if args.init is not None:
+            from .cli import sha256_file
 
-def run_qat(args, model, bank, val, device, out_dir: Path, name: str = "qat.ckpt") -> dict:
-    """Quantisation-aware fine-tuning of a copy of ``model`` (fp32 on the device); writes ``out_dir/name``."""
-    import copy
-
-    from .checkpoint import save_checkpoint
-    from .qat import QATFilter
-
-    student = copy.deepcopy(model).train()
-    qat = QATFilter(student).to(device)
-    freeze_at = max(1, args.qat_steps // 10)
-    schedule = Schedule(args.qat_steps, args.batch_size, args.qat_lr, chunk=freeze_at, ema=None, amp=False,
-                        seed=args.seed + 1000, loss=args.loss)
-    trainer = Trainer(student, bank, schedule, forward=qat)
-
-    def freeze(t: Trainer, row: dict) -> None:
-        if t.step >= freeze_at:
-            qat.freeze_observers()
-
-    trainer.run(on_chunk=freeze)
-    student.eval()
-    save_checkpoint(out_dir / name, {"model": {k: v.cpu() for k, v in student.state_dict().items()},
-                                           "arch": {"num_blocks": args.num_blocks, "channels": args.channels},
-                                           "seed": args.seed, "qat_steps": args.qat_steps, "history": trainer.history})
-    return {"steps": args.qat_steps, "lr": args.qat_lr, "freeze_observers_at": freeze_at,
-            "final_fp32_weights": {k: v for k, v in evaluate_full(student, val, device).items() if k != "per_image"}}
+            manifest["init"] = {"checkpoint": str(args.init), "sha256": sha256_file(args.init)}
+        return manifest
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ and exits 0.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ import numpy as np
 
 from vsfilter.models import model_dir
 
-from .cli import UsageError, run_main, sha256_file
+from .cli import UsageError, run_main, sha256_file, step_parser
 from .registry import OP_ALLOWLIST, QUANT_OPS, REGISTRY_SCHEMA, graph_ops, graph_opset
 
 
@@ -99,8 +98,7 @@ def check_sidecar(label: str, path: Path, entry: dict) -> list[str]:
 
 @run_main
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m training.validate_model_registry",
-                                 description=__doc__.splitlines()[0])
+    ap = step_parser(__name__, __doc__.splitlines()[0])
     ap.add_argument("--dir", type=Path, default=None, help="default: the package's model/tiny")
     args = ap.parse_args(argv)
     problems, count = validate(args.dir or model_dir())

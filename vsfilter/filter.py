@@ -22,6 +22,10 @@ PROP_MODEL = "VmafPreModel"
 PROP_SHA = "VmafPreSha256"
 PROP_BACKEND = "VmafPreBackend"
 PROP_PRECISION = "VmafPrePrecision"
+#: On a gated model's frames: 1 when the network ran, 0 when the frame passed unchanged; and the gate's
+#: probability that the frame is a poor encode the network restores.
+PROP_APPLIED = "VmafPreApplied"
+PROP_GATE = "VmafPreGate"
 
 #: On CPU backends, planes larger than this are tiled by default. The model keeps ~16 float32
 #: channels of a few live tensors per pixel (~250 B/px measured: 3840x2160 untiled peaked at 2.3-2.9 GB
@@ -54,7 +58,9 @@ def vmaf_pre(
     ``(1 << bits) - 1`` (no range stretch), run through the model, rounded and clamped back; float
     samples pass as they are. Format, size, length, frame rate and frame props are kept, chroma is
     copied bit-exact unless ``chroma=True``, and each frame gets the props ``VmafPreModel``,
-    ``VmafPreSha256``, ``VmafPreBackend`` and ``VmafPrePrecision``.
+    ``VmafPreSha256``, ``VmafPreBackend`` and ``VmafPrePrecision``. A gated model
+    (``learned_filter_codec_v2``) runs its network only on the frames its gate judges to be poor encodes
+    and passes the others unchanged (props ``VmafPreApplied`` 0/1 and ``VmafPreGate``, the probability).
 
     Args:
         clip: GRAY or YUV clip, 8-16 bit integer or 16/32 bit float, constant format and size.
@@ -101,14 +107,21 @@ def vmaf_pre(
     props = {PROP_MODEL: info["id"], PROP_SHA: info["sha256"], PROP_BACKEND: info["backend"],
              PROP_PRECISION: info["precision"]}
 
+    gate = plan.spec.gate
+
     def filter_frame(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
         out = f.copy()
         try:
-            for p in planes:
+            extra = {}
+            run = True
+            if gate is not None:
+                run, probability = gate.selects(np.asarray(f[0]), peak or 1.0)
+                extra = {PROP_APPLIED: int(run), PROP_GATE: probability}
+            for p in planes if run else ():
                 np.copyto(np.asarray(out[p]), _run_plane(runner, np.asarray(f[p]), peak, tiles, tile_batch))
         except Exception as exc:  # runtime failures become a frame error naming the frame
             raise vs.Error(f"vmaf_pre: frame {n}: {type(exc).__name__}: {exc}") from None
-        out.props.update(props)
+        out.props.update(props | extra)
         return out
 
     # A bare ModifyFrame runs one frame at a time; a fresh ModifyFrame per frame under FrameEval lets

@@ -18,6 +18,7 @@ from pathlib import Path
 import onnx
 
 from .errors import ModelError
+from .gate import Gate
 
 __all__ = [
     "ModelError",
@@ -52,6 +53,8 @@ class ModelSpec:
             inference checks it when the filter is built).
         int8_error: why the registered INT8 sidecar cannot be used (missing, damaged), else None; it
             only matters when INT8 is asked for.
+        gate: the per-frame gate of a gated registry model (the network runs on the frames it selects,
+            the others pass unchanged; see ``vsfilter.gate``), else None.
     """
 
     id: str
@@ -65,6 +68,16 @@ class ModelSpec:
     nonlocal_op: str | None = None
     same_shape: bool = True
     int8_error: str | None = None
+    gate: Gate | None = None
+
+    @property
+    def identity(self) -> str:
+        """What names this model's behaviour: the ONNX file's sha256, combined with the gate's weights
+        for a gated model (a refitted gate is another model)."""
+        if self.gate is None:
+            return self.sha256
+        record = json.dumps(self.gate.to_record(), sort_keys=True)
+        return hashlib.sha256(f"{self.sha256}:{record}".encode()).hexdigest()
 
 
 def model_dir() -> Path:
@@ -197,7 +210,8 @@ def _spec_from_registry(entry: dict, directory: Path, verify: bool) -> ModelSpec
             int8_error = (f"registry model {entry['id']!r}: sha256 of its INT8 sidecar {int8_path.name} does not match "
                           "the registry; the file is corrupt or was replaced (reinstall vsfilter, or use fp32/bf16)")
     spec = _spec_from_file(path, model_id=entry["id"], sha=sha, int8_path=int8_path, int8_sha=int8_sha)
-    return dataclasses.replace(spec, int8_error=int8_error) if int8_error else spec
+    gate = Gate.from_record(entry["gate"], entry["id"]) if entry.get("gate") else None
+    return dataclasses.replace(spec, int8_error=int8_error, gate=gate)
 
 
 @functools.lru_cache(maxsize=32)

@@ -33,8 +33,9 @@ class FilterPlan:
     precision: Precision
 
     def describe(self) -> dict[str, str]:
-        """``{"id", "sha256", "backend", "precision"}``: the frame props and compare's ``model`` block."""
-        return {"id": self.spec.id, "sha256": self.spec.sha256, "backend": self.backend.name,
+        """``{"id", "sha256", "backend", "precision"}``: the frame props and compare's ``model`` block
+        (``sha256`` is the model's identity: the file's digest, with its gate's for a gated model)."""
+        return {"id": self.spec.id, "sha256": self.spec.identity, "backend": self.backend.name,
                 "precision": self.precision.value}
 
     def create_runner(self) -> Runner:

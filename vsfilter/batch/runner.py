@@ -135,9 +135,9 @@ def _core_threads_plugin():
         name = "vsfilter-core-threads"
 
         def setup(self, worker) -> None:
-            import vsfilter  # noqa: F401  (openvino before vs.core)
-
             import vapoursynth as vs
+
+            import vsfilter  # noqa: F401  (openvino before vs.core)
 
             vs.core.num_threads = max(1, int(worker.state.nthreads))
 

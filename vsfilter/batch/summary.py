@@ -43,15 +43,13 @@ def write_summary_csv(outcomes: list[PairOutcome], path: Path) -> None:
 def write_summary_png(outcomes: list[PairOutcome], path: Path) -> bool:
     """Bars of each pair's delta (PSNR-Y, VMAF NEG, VMAF); False when matplotlib is missing."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
     except ImportError:
         return False
     ok = [o for o in outcomes if o.result is not None]
     metrics = [("psnr_y", "PSNR-Y (dB)"), ("vmaf_neg", "VMAF NEG"), ("vmaf", "VMAF")]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 0.35 * max(4, len(ok)) + 1.2), dpi=100, sharey=True)
+    fig = Figure(figsize=(12, 0.35 * max(4, len(ok)) + 1.2), dpi=100)
+    axes = fig.subplots(1, 3, sharey=True)
     names = [o.pair.id for o in ok]
     for ax, (metric, label) in zip(axes, metrics):
         values = [o.result["delta"][metric] for o in ok if o.result is not None]
@@ -63,7 +61,6 @@ def write_summary_png(outcomes: list[PairOutcome], path: Path) -> bool:
     fig.tight_layout()
     with atomic_open(path, "wb") as fh:
         fig.savefig(fh, format="png")
-    plt.close(fig)
     return True
 
 

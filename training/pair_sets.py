@@ -1,0 +1,52 @@
+"""Reading a codec pair set written by ``python -m training.codec_pairs``: is the cache complete, and its
+(clean, degraded) frames with one label per frame."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .cli import UsageError
+
+
+def cached(manifest_path: Path, key: str) -> bool:
+    """The pair set at ``manifest_path`` was built with the settings hashed in ``key`` and is complete."""
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        return False
+    return manifest.get("key") == key and all((manifest_path.parent / c["file"]).is_file() for c in manifest["clips"])
+
+
+def load_pairs(directory: Path, packages: set[str] | None = None, exclude: set[str] | None = None,
+               identity: bool = False) -> tuple[list, list[dict]]:
+    """(pairs, labels) of a pair set, filtered by package.
+
+    Pairs are (clean, degraded) frames: uint8, or uint16 10-bit codes. ``labels[i]`` describes
+    ``pairs[i]`` (``clip``, ``package``, ``source``, ``encoder``, ``crf``, ``bits``), so a figure per
+    encoder or per clip can never drift from the pairs it describes. Pairs whose round trip changed
+    nothing (identity pairs, lossless encodes) are kept only with ``identity=True``: they teach leaving
+    pixels alone but have no PSNR to report.
+    """
+    manifest_path = directory / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError):
+        raise UsageError(f"{directory} is not a codec pair set (no readable manifest.json); build it with "
+                         "python -m training.codec_pairs") from None
+    pairs, labels = [], []
+    for clip in manifest["clips"]:
+        if (packages is not None and clip["package"] not in packages) or (exclude and clip["package"] in exclude):
+            continue
+        with np.load(directory / clip["file"]) as data:
+            clean, degraded = data["clean"], data["degraded"]
+        for i, row in enumerate(clip["samples"]):
+            if not identity and np.array_equal(clean[row["clean"]], degraded[i]):
+                continue
+            enc = clip["encodes"][row["encode"]]
+            pairs.append((clean[row["clean"]], degraded[i]))
+            labels.append({"clip": clip["clip"], "package": clip["package"], "source": clip["source"],
+                           "encoder": enc["encoder"], "crf": enc["crf"], "bits": int(clip.get("bits", 8))})
+    return pairs, labels
