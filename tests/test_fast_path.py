@@ -78,8 +78,12 @@ def test_fast_path_within_accuracy_budget(core, held_out, precision):
 @needs_openvino
 def test_auto_picks_backend_and_precision_and_says_so(core):
     clip = core.std.BlankClip(format=vs.GRAY8, width=64, height=48)
+    from vsfilter.backends import backend_for_device
+
     frame = vmaf_pre(clip, device="auto", precision="auto").get_frame(0)
-    assert frame.props["VmafPreBackend"] in ("openvino", "ort-cuda")
+    # auto: PyTorch CUDA, then onnxruntime-gpu, then OpenVINO (installed here), never plain ORT
+    assert frame.props["VmafPreBackend"] == backend_for_device("auto").name
+    assert frame.props["VmafPreBackend"] in ("torch-cuda", "ort-cuda", "openvino")
     expected = "int8" if resolve_model("learned_filter_v1").int8_path else ("bf16" if cpu_has_bf16() else "fp32")
     if frame.props["VmafPreBackend"] == "openvino":
         assert frame.props["VmafPrePrecision"] == expected

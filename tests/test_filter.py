@@ -155,6 +155,41 @@ def test_registry_sha_mismatch(core, tmp_path, monkeypatch, filter_onnx):
     assert "sha256" in _error(lambda: vmaf_pre(clip, model="tampered"))
 
 
+def _gated_registry(tmp_path, filter_onnx, bias: float, features: np.ndarray) -> None:
+    """A registry of one gated model: the random filter, with a gate that is always on or always off."""
+    from vsfilter.gate import FEATURES, Gate
+    from vsfilter.models import sha256_file
+
+    shutil.copy(filter_onnx, tmp_path / "gated.onnx")
+    gate = Gate(tuple(0.0 for _ in FEATURES), tuple(features.tolist()), tuple(1.0 for _ in FEATURES), bias)
+    (tmp_path / "registry.json").write_text(json.dumps({"schema_version": 1, "models": [
+        {"id": "gated", "onnx": "gated.onnx", "sha256": sha256_file(tmp_path / "gated.onnx"),
+         "gate": gate.to_record()}]}))
+
+
+def test_a_gated_model_runs_only_on_the_frames_its_gate_selects(core, tmp_path, monkeypatch, filter_onnx):
+    from vsfilter.gate import FEATURES, frame_features
+    from vsfilter.models import resolve_model
+
+    clip = noise_clip(core, vs.YUV420P10, 64, 48, length=4)
+    plain = vmaf_pre(clip, model=str(filter_onnx), device="cpu")
+    features = frame_features(np.asarray(clip.get_frame(0)[0]), 1023)
+    assert features.shape == (len(FEATURES),) and np.isfinite(features).all()
+    monkeypatch.setenv("VSFILTER_MODEL_DIR", str(tmp_path))
+    for bias, runs in ((8.0, True), (-8.0, False)):
+        _gated_registry(tmp_path, filter_onnx, bias, features)
+        gated = vmaf_pre(clip, model="gated", device="cpu")
+        for n in range(4):
+            frame = gated.get_frame(n)
+            expected = plain.get_frame(n) if runs else clip.get_frame(n)
+            assert np.array_equal(np.asarray(frame[0]), np.asarray(expected[0])), (bias, n)
+            assert frame.props["VmafPreApplied"] == int(runs) and 0 <= frame.props["VmafPreGate"] <= 1
+        spec = resolve_model("gated")
+        assert spec.identity != spec.sha256 and frame.props["VmafPreSha256"] == spec.identity
+    _gated_registry(tmp_path, filter_onnx, 8.0, features[:-1])
+    assert "gate has the wrong size" in _error(lambda: vmaf_pre(clip, model="gated", device="cpu"))
+
+
 def test_bad_options(core, filter_onnx):
     clip = core.std.BlankClip(format=vs.GRAY8, width=32, height=32)
     m = str(filter_onnx)

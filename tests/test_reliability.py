@@ -112,17 +112,15 @@ def test_outputs_that_are_inputs_or_each_other_are_refused(pair, tmp_path, filte
     link.symlink_to(dist)
     hard = tmp_path / "hard.mp4"
     os.link(dist, hard)
-    dotted = tmp_path / "sub" / ".." / ref.name
-    (tmp_path / "sub").mkdir()
+    dotted = ref.parent / "sub" / ".." / ref.name  # the reference, reached through a '..'
     cases = [["--json", str(dist)], ["--csv", str(ref)], ["--plot", str(dist)], ["--json", str(link)],
-             ["--csv", str(hard)], ["--report", str(ref.parent / "sub" / ".." / dist.name)],
+             ["--csv", str(hard)], ["--report", str(ref.parent / "sub" / ".." / dist.name)], ["--json", str(dotted)],
              ["--json", str(tmp_path / "a.out"), "--csv", str(tmp_path / "a.out")]]
     for extra in cases:
         if "sub" in extra[-1]:
             (ref.parent / "sub").mkdir(exist_ok=True)
         line = one_line(run_compare(str(ref), str(dist), *m, *extra))
         assert "is the same file as" in line, (extra, line)
-    assert dotted  # the '..' form is covered by --report above
     assert all(p.read_bytes() == data for p, data in before.items())
     assert not (tmp_path / "a.out").exists()
 
@@ -294,3 +292,22 @@ def test_fuzz_compare_never_crashes_or_hangs(pair, tmp_path, filter_onnx):
         assert proc.returncode in (0, 2), (path.name, proc.returncode, proc.stderr[-1500:])
         if proc.returncode == 2:
             one_line(proc)
+
+
+def test_errors_cross_vapoursynth_with_their_type(tmp_path):
+    """source/vmaf_pre raise vs.Error (VapourSynth needs it) but the typed error travels with it: callers
+    ask cause_of instead of parsing the message."""
+    import vapoursynth as vs
+
+    from vsfilter import source
+    from vsfilter.errors import OptionError, SourceError, cause_of, message_of
+    from vsfilter.filter import vmaf_pre
+
+    with pytest.raises(vs.Error) as info:
+        source(tmp_path / "missing.mp4")
+    cause = cause_of(info.value)
+    assert isinstance(cause, SourceError) and str(info.value) == f"source: {cause}" == message_of(info.value)
+    with pytest.raises(vs.Error) as info:
+        vmaf_pre(vs.core.std.BlankClip(format=vs.GRAY8, width=32, height=32), threads=-1)
+    assert isinstance(cause_of(info.value), OptionError)
+    assert cause_of(vs.Error("some other plugin's error")) is None

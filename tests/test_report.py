@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -108,7 +109,8 @@ def test_the_page_is_self_contained_and_its_images_decode(report):
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium (Debian's chromium package) is not installed")
+@pytest.mark.skipif(CHROMIUM is None and not os.environ.get("CI"),
+                    reason="headless Chromium (Debian's chromium package) is not installed; .ci/run installs it")
 def test_chromium_renders_the_page(report, tmp_path):
     page, _ = report
     shot = tmp_path / "page.png"

@@ -111,18 +111,25 @@ def test_frame_props(clips):
     assert (props["_SARNum"], props["_SARDen"]) == (1, 1)
 
 
-def test_color_props(tmp_path):
-    path = encode_clip(tmp_path / "bt709.mkv", "libx264", options={"colorprim": "bt709", "transfer": "bt709",
-                                                                   "colormatrix": "bt709"}, frames=3)
+def test_color_props(tmp_path, core):
+    """The stream's colour tags become the props, with VapourSynth's range convention (_Range 0 = limited,
+    1 = full), so zimg converts as the file says (it read full as limited and back before)."""
     import av
-    with av.open(str(path)) as c:
-        f = next(c.decode(video=0))
-        expect = (f.colorspace, f.color_primaries, f.color_trc, f.color_range)
-    props = source(path, cache=False).get_frame(0).props
-    if expect[0] == 1:
+
+    for pix_fmt, rng, expect_range in (("yuv420p", "tv", 0), ("yuvj420p", "pc", 1)):
+        path = encode_clip(tmp_path / f"bt709_{rng}.mkv", "libx264", frames=3, pix_fmt=pix_fmt, options={
+            "x264-params": f"colorprim=bt709:transfer=bt709:colormatrix=bt709:range={rng}"})
+        with av.open(str(path)) as c:
+            f = next(c.decode(video=0))
+            assert (f.colorspace, f.color_primaries, f.color_trc) == (1, 1, 1)  # the file carries the tags
+            assert f.color_range == 2 or f.format.name.startswith("yuvj") if rng == "pc" else f.color_range == 1
+        clip = source(path, cache=False)
+        props = clip.get_frame(0).props
         assert (props["_Matrix"], props["_Primaries"], props["_Transfer"]) == (1, 1, 1)
-    if expect[3] == 1:
-        assert props["_Range"] == props["_ColorRange"] == 1
+        assert props["_Range"] == expect_range
+        black = core.std.BlankClip(clip, color=[16, 128, 128]).std.CopyFrameProps(clip)
+        rgb = np.asarray(black.resize.Point(format=vs.RGB24).get_frame(0)[0])[0, 0]
+        assert rgb == (0 if expect_range == 0 else 16)  # limited: code 16 is black; full: it is not
 
 
 def test_vfr_clip_and_constant_rate_conversion(tmp_path):

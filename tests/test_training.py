@@ -290,6 +290,96 @@ def test_codec_pairs_bad_input(tiny_photo_corpus, tmp_path, monkeypatch, capsys)
     assert len(lines) == 1 and "has no libsvtav1 encoder" in lines[0]
 
 
+def test_codec_pairs_refuse_missing_and_unreadable_inputs(tiny_photo_corpus, tmp_path):
+    """The data step's bad inputs: a missing video folder, a file that is no video, a photo the corpus
+    lists but that is gone; one line each, exit 2."""
+    out = str(tmp_path / "o")
+    err = step("codec_pairs", "--photos", "none", "--videos", str(tmp_path / "nowhere"), "--output", out, expect=2)
+    assert "does not exist" in err.stderr and len(err.stderr.strip().splitlines()) == 1
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / "broken.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 8)
+    err = step("codec_pairs", "--photos", "none", "--videos", str(clips), "--output", out, expect=2)
+    assert "broken.mp4 is not a readable video" in err.stderr and len(err.stderr.strip().splitlines()) == 1
+    gone = tmp_path / "gone"
+    shutil.copytree(tiny_photo_corpus, gone)
+    next(p for p in gone.iterdir() if p.suffix != ".json").unlink()
+    err = step("codec_pairs", "--photos", str(gone), "--no-videos", "--output", out, expect=2)
+    assert "missing" in err.stderr and "offline_corpus" in err.stderr
+    err = step("codec_pairs", "--photos", str(gone), "--no-videos", "--ten-bit", "2", "--output", out, expect=2)
+    assert "--ten-bit is a fraction" in err.stderr
+    err = step("train_konvid", "--no-such-flag", expect=2)
+    assert err.stderr.strip() == "train_konvid: error: unrecognized arguments: --no-such-flag"
+
+
+def test_realistic_codec_pairs_a_few_training_steps_and_a_gate(tiny_photo_corpus, tmp_path):
+    """codec_v2's data step (noise, grain, dark, 10-bit, identity pairs), a few steps of harm-weighted
+    training warm-started from the shipped codec model's ONNX, and a gate fitted on the result."""
+    pairs = tmp_path / "pairs"
+    step("codec_pairs", "--photos", str(tiny_photo_corpus), "--no-videos", "--output", str(pairs), "--frames", "4",
+         "--clips-per-photo", "3", "--encodes-per-clip", "2", "--keep-frames", "2", "--workers", "2",
+         "--codecs", "libx264", "libx265", "--crf", "libx264=12:51", "--noise", "1", "--dark", "0.5",
+         "--ten-bit", "0.5", "--identity", "0.3", "--seed", "3", "--quiet")
+    manifest = json.loads((pairs / "manifest.json").read_text())
+    looks = [c["look"] for c in manifest["clips"]]
+    assert all(lk["noise"] in ("sensor", "grain") for lk in looks)
+    assert {c["bits"] for c in manifest["clips"]} == {8, 10}
+    assert any(e["encoder"] == "identity" for c in manifest["clips"] for e in c["encodes"])
+    from training.pair_sets import load_pairs
+
+    every, labels = load_pairs(pairs, identity=True)
+    assert len(every) == manifest["samples"] == len(labels)
+    for (clean, degraded), label in zip(every, labels):
+        assert clean.dtype == (np.uint16 if label["bits"] == 10 else np.uint8)
+        assert (label["encoder"] == "identity") <= np.array_equal(clean, degraded)
+    assert max(int(c.max()) for (c, _), lb in zip(every, labels) if lb["bits"] == 10) > 255
+    lossy, _ = load_pairs(pairs)
+    assert len(lossy) < len(every)
+
+    run = tmp_path / "run"
+    step("train_konvid", "--degradation", "codec", "--pairs", str(pairs), "--val-packages", "b", "--output-c3",
+         str(run), "--steps", "4", "--chunk", "2", "--crop", "32", "--batch-size", "4", "--loss", "l1-harm",
+         "--init", str(ROOT / "model/tiny/learned_filter_codec_v1.onnx"), "--model-id", "learned_filter_codec_v2",
+         "--quiet")
+    trained = json.loads((run / "train_konvid.manifest.json").read_text())
+    assert trained["model_id"] == "learned_filter_codec_v2" and trained["schedule"]["loss"] == "l1-harm"
+    final = trained["final"]
+    assert set(final["per_bit_depth"]) <= {"8-bit", "10-bit"} and "worst_clip" in final and final["per_codec"]
+    identity_in_a = sum(lb["encoder"] == "identity" and lb["package"] == "a" for lb in labels)
+    assert trained["data"]["train_identity_pairs"] == identity_in_a  # kept for training, not dropped
+    assert trained["init"]["checkpoint"].endswith(".onnx")
+    gate = tmp_path / "gate.json"
+    step("fit_gate", "--model", str(run / "last.ckpt"), "--pairs", str(pairs), "--val-packages", "b", "--frames", "10",
+         "--output", str(gate))
+    record = json.loads(gate.read_text())
+    assert 0 < record["gate"]["threshold"] < 1 and record["held_out"]["all"]["frames"] > 0
+
+
+def test_codec_breakdown_pairs_each_figure_with_its_own_frame(tmp_path):
+    """A lossless round trip is dropped from the pairs; every later per-codec figure must still describe
+    its own frame (the labels travel with the pairs). On main the labels shifted by one."""
+    import torch
+
+    from training.evaluation import codec_breakdown
+    from training.pair_sets import load_pairs
+
+    rng = np.random.default_rng(0)
+    clean = rng.integers(0, 255, (3, 40, 40), dtype=np.uint8)
+    noisy = np.clip(clean.astype(int) + rng.integers(-9, 10, clean.shape), 0, 255).astype(np.uint8)
+    degraded = np.stack([clean[0], noisy[1], noisy[2]])  # the x264 frame 0 is lossless: dropped
+    np.savez(tmp_path / "clip-00000.npz", clean=clean, degraded=degraded)
+    manifest = {"key": "k", "clips": [{
+        "clip": 0, "package": "p", "source": "s", "file": "clip-00000.npz", "bits": 8,
+        "encodes": [{"encoder": "libx264", "crf": 20}, {"encoder": "libx265", "crf": 40}],
+        "samples": [{"encode": 0, "frame": 0, "clean": 0}, {"encode": 1, "frame": 1, "clean": 1},
+                    {"encode": 1, "frame": 2, "clean": 2}]}]}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    pairs, labels = load_pairs(tmp_path)
+    assert [lb["encoder"] for lb in labels] == ["libx265", "libx265"]
+    out = codec_breakdown(torch.nn.Identity(), pairs, labels, torch.device("cpu"))
+    assert out["per_codec"] == {"libx265 crf 40-49": {"frames": 2, "psnr_gain_db": 0.0}}
+
+
 def test_offline_corpus_names_every_photo_apart():
     """Wallpapers shipped at many sizes are named by the wallpaper, not by the size (no overwrites)."""
     from training.offline_corpus import photo_stem

@@ -112,10 +112,17 @@ def video_segment(path: Path, start: int, frames: int) -> np.ndarray:
 
 
 def video_frame_count(path: Path) -> int:
+    """Coded frames of a video's first video stream; a file FFmpeg cannot read is a UsageError."""
     import av
 
-    with av.open(str(path)) as container:
-        return sum(1 for packet in container.demux(video=0) if packet.size)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise UsageError(f"{path} has no video stream; remove it from the clip folder")
+            return sum(1 for packet in container.demux(video=0) if packet.size)
+    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path} is not a readable video ({getattr(exc, 'strerror', None) or exc}); remove it "
+                         "from the clip folder") from None
 
 
 # --------------------------------------------------------------------------------------- one clip
@@ -199,12 +206,17 @@ def clip_specs(photos: Path | None, videos: Path | None, clips_per_photo: int, f
         if not listing.is_file():
             raise UsageError(f"{listing} is missing; build the photos with python -m training.offline_corpus")
         rows = json.loads(listing.read_text())["files"]
+        missing = [row["file"] for row in rows if not (photos / row["file"]).is_file()]
+        if missing:
+            raise UsageError(f"{photos} lists {len(missing)} photo(s) that are missing (first: {missing[0]}); "
+                             "rebuild the corpus with python -m training.offline_corpus --force")
         for row in rows:
             for _ in range(clips_per_photo):
                 specs.append(ClipSpec(len(specs), "photo", str(photos / row["file"]), row["package"]))
     if videos is not None:
         if not videos.is_dir():
-            raise UsageError(f"--videos {videos} is not a folder")
+            raise UsageError(f"--videos {videos} is not a folder" if videos.exists() else
+                             f"--videos {videos} does not exist")
         files = sorted(p for p in videos.iterdir() if p.suffix.lower() in (".mp4", ".mkv", ".webm", ".mov")
                        and p.name not in TEST_ONLY)
         if not files:

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 import vapoursynth as vs
 
-from .backends import ORT_CPU, Backend, OpenVINO, Runner
+from .backends import Backend, Runner
 from .backends.base import sample_converters
-from .errors import ModelError, VsfilterError
+from .errors import FrameError, ModelError, OptionError, VsfilterError, vs_error
 from .models import ModelSpec
 from .plan import FilterPlan, plan_filter
 from .tiling import even_tile, filter_tiled, normalize_pair
@@ -98,7 +98,7 @@ def vmaf_pre(
         runner = plan.create_runner()
         _check_output_shape(plan.spec, runner)
     except VsfilterError as exc:
-        raise vs.Error(f"vmaf_pre: {exc}") from None
+        raise vs_error("vmaf_pre", exc) from None
 
     fmt = clip.format
     planes = list(range(fmt.num_planes)) if chroma else [0]
@@ -120,7 +120,7 @@ def vmaf_pre(
             for p in planes if run else ():
                 np.copyto(np.asarray(out[p]), _run_plane(runner, np.asarray(f[p]), peak, tiles, tile_batch))
         except Exception as exc:  # runtime failures become a frame error naming the frame
-            raise vs.Error(f"vmaf_pre: frame {n}: {type(exc).__name__}: {exc}") from None
+            raise vs_error("vmaf_pre", FrameError(f"frame {n}: {type(exc).__name__}: {exc}")) from None
         out.props.update(props | extra)
         return out
 
@@ -134,29 +134,31 @@ def vmaf_pre(
 
 def _check_clip(clip: object) -> None:
     if not isinstance(clip, vs.VideoNode):
-        raise vs.Error(f"vmaf_pre: clip must be a vapoursynth.VideoNode, not {type(clip).__name__}")
+        raise vs_error("vmaf_pre", OptionError(f"clip must be a vapoursynth.VideoNode, not {type(clip).__name__}"))
     fmt = clip.format
     if fmt is None or fmt.id == vs.PresetVideoFormat.NONE:
-        raise vs.Error("vmaf_pre: clip has a variable format; make it constant (e.g. resize.Bicubic(format=...))")
+        raise vs_error("vmaf_pre", OptionError("clip has a variable format; make it constant (e.g. "
+                                               "resize.Bicubic(format=...))"))
     if clip.width == 0 or clip.height == 0:
-        raise vs.Error("vmaf_pre: clip has a variable size; make it constant (e.g. resize.Bicubic(width, height))")
+        raise vs_error("vmaf_pre", OptionError("clip has a variable size; make it constant (e.g. "
+                                               "resize.Bicubic(width, height))"))
     if fmt.color_family not in (vs.GRAY, vs.YUV):
-        raise vs.Error(
-            f"vmaf_pre: {fmt.name} is {fmt.color_family.name}; vmaf_pre filters luma, so convert to YUV or GRAY "
+        raise vs_error("vmaf_pre", OptionError(
+            f"{fmt.name} is {fmt.color_family.name}; vmaf_pre filters luma, so convert to YUV or GRAY "
             "first (e.g. clip.resize.Bicubic(format=vs.YUV444P16, matrix_s='709'))"
-        )
+        ))
     if fmt.sample_type == vs.INTEGER and not 8 <= fmt.bits_per_sample <= 16:
-        raise vs.Error(f"vmaf_pre: {fmt.name} has {fmt.bits_per_sample}-bit samples; 8-16 bit integer or float "
-                       "is needed")
+        raise vs_error("vmaf_pre", OptionError(f"{fmt.name} has {fmt.bits_per_sample}-bit samples; 8-16 bit "
+                                               "integer or float is needed"))
 
 
 def _check_options(threads: object, num_streams: object, tile_batch: object) -> None:
     if not isinstance(threads, int) or threads < 0:
-        raise vs.Error(f"vmaf_pre: threads must be >= 0 (0 = automatic), got {threads!r}")
+        raise vs_error("vmaf_pre", OptionError(f"threads must be >= 0 (0 = automatic), got {threads!r}"))
     if num_streams is not None and (not isinstance(num_streams, int) or num_streams < 1):
-        raise vs.Error(f"vmaf_pre: num_streams must be >= 1, got {num_streams!r}")
+        raise vs_error("vmaf_pre", OptionError(f"num_streams must be >= 1, got {num_streams!r}"))
     if not isinstance(tile_batch, int) or tile_batch < 1:
-        raise vs.Error(f"vmaf_pre: tile_batch must be >= 1, got {tile_batch!r}")
+        raise vs_error("vmaf_pre", OptionError(f"tile_batch must be >= 1, got {tile_batch!r}"))
 
 
 Tiles = tuple[tuple[int, int], tuple[int, int]]
@@ -177,7 +179,7 @@ def _tiling(tilesize, overlap, plan: FilterPlan, clip: vs.VideoNode) -> Tiles | 
     if tile == (0, 0):
         return None
     if tile is None:
-        auto = isinstance(plan.backend, (ORT_CPU, OpenVINO)) and spec.nonlocal_op is None
+        auto = plan.backend.tiles_large_frames and spec.nonlocal_op is None
         if not auto or clip.width * clip.height <= AUTO_TILE_PIXELS:
             return None
         tile = (even_tile(clip.width, AUTO_TILE_SIZE, over[0]), even_tile(clip.height, AUTO_TILE_SIZE, over[1]))

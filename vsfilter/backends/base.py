@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections.abc import Callable
@@ -12,6 +11,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..cpus import cpu_count
 from ..errors import BackendError
 from ..models import ModelSpec
 
@@ -91,6 +91,9 @@ class BackendBase:
 
     name: ClassVar[str] = ""
     precisions: ClassVar[tuple[Precision, ...]] = (Precision.FP32,)
+    #: Planes larger than 1920x1088 are tiled unless asked otherwise: memory is the host's, and a CPU
+    #: backend's activations grow with the frame (a GPU backend runs whole frames).
+    tiles_large_frames: ClassVar[bool] = False
 
     def auto_precision(self, spec: ModelSpec) -> Precision:
         return Precision.FP32
@@ -129,12 +132,6 @@ def resolve_precision(backend: BackendBase, spec: ModelSpec, requested: Precisio
     return requested
 
 
-def cpu_count() -> int:
-    """CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 class Pool[W]:

@@ -85,6 +85,7 @@ class OpenVINO(BackendBase):
     threads: int = 0
     num_streams: int | None = None
     name: ClassVar[str] = "openvino"
+    tiles_large_frames: ClassVar[bool] = True
     precisions: ClassVar[tuple[Precision, ...]] = (Precision.FP32, Precision.BF16, Precision.INT8)
 
     def available(self) -> str | None:

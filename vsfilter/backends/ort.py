@@ -142,6 +142,7 @@ class ORT_CPU(BackendBase):
     threads: int = 0
     num_streams: int | None = None
     name: ClassVar[str] = "ort-cpu"
+    tiles_large_frames: ClassVar[bool] = True
     precisions: ClassVar[tuple[Precision, ...]] = (Precision.FP32, Precision.INT8)
 
     def _create(self, spec: ModelSpec, precision: Precision) -> Runner:

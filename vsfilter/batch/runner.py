@@ -18,6 +18,7 @@ from pathlib import Path
 from ..atomic import atomic_write_text
 from ..compare.pipeline import STREAMS
 from ..compare.scoring import METRICS, Scores
+from ..cpus import cpu_count
 from ..errors import VsfilterError
 from ..models import resolve_model
 from .manifest import PairSpec
@@ -106,7 +107,7 @@ def start_client(scheduler: str | None, workers: int | None):
                              "`dask scheduler`, or leave the scheduler out for a local cluster") from None
     import dask
 
-    n = workers or len(os.sched_getaffinity(0))
+    n = workers or cpu_count()
     # The workers' sampling profiler costs time and briefly keeps task frames (and what they hold) alive;
     # the nanny's MALLOC_TRIM_THRESHOLD_ turns off glibc's adaptive mmap threshold, so every frame-sized
     # buffer is mmapped, page-faulted and unmapped again (measured: a pair 12% slower than in-process).

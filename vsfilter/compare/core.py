@@ -14,7 +14,7 @@ from fractions import Fraction
 
 import vapoursynth as vs
 
-from ..errors import CompareError, VsfilterError
+from ..errors import CompareError, VsfilterError, cause_of, message_of
 from ..filter import vmaf_pre
 from ..plan import FilterPlan, plan_filter
 from ..reader import source
@@ -301,7 +301,7 @@ def _filter(ref, dist, plan: FilterPlan, options: CompareOptions, scaled: bool, 
         pre = vmaf_pre(dist, model=plan.spec, backend=plan.backend, precision=plan.precision,
                        tilesize=options.tilesize)
     except vs.Error as exc:
-        raise CompareError(str(exc)) from None
+        raise CompareError(message_of(exc) or str(exc)) from None
     if options.subsample > 1:  # libvmaf skips the other frames' non-temporal features: do not filter them
         pre = _every_nth(dist, pre, options.subsample)
     return _align(ref, dist, pre, scaled, notes)
@@ -311,7 +311,8 @@ def _open(path, role: str, threads: int, raw: RawFormat | None = None) -> vs.Vid
     try:
         return source(path, threads=threads, raw=raw)
     except vs.Error as exc:
-        raise CompareError(f"{role}: {str(exc).removeprefix('source: ')}") from None
+        cause = cause_of(exc)
+        raise CompareError(f"{role}: {cause if cause is not None else exc}") from None
 
 
 def _every_nth(dist: vs.VideoNode, pre: vs.VideoNode, step: int) -> vs.VideoNode:

@@ -15,7 +15,6 @@ of N and is fed N frames before it, which keeps the scored frames where a whole-
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 from collections.abc import Callable
@@ -24,7 +23,8 @@ from fractions import Fraction
 
 import vapoursynth as vs
 
-from ..errors import CompareError, VmafError
+from ..cpus import cpu_count
+from ..errors import CompareError, VmafError, message_of
 from .scoring import Scores, VmafScorer, pix_fmt_for, vs_to_av
 from .vmaf_models import VmafModel
 
@@ -113,7 +113,7 @@ def _score_pass(ref: vs.VideoNode, clips: dict[str, vs.VideoNode], pix_fmt: str,
         # libvmaf scores synchronously in the thread that feeds it (n_threads=0).
         threads = 0
     else:
-        threads = rng.threads or max(1, (os.cpu_count() or 2) // 2)
+        threads = rng.threads or max(1, cpu_count() // 2)
     frame_bytes = _frame_bytes(ref)
     scorers: dict[str, VmafScorer] = {}
     try:
@@ -227,7 +227,7 @@ class _Feeder:
                     self._put(s, None)
         except vs.Error as exc:
             self.stop.set()
-            raise CompareError(str(exc).strip().splitlines()[-1]) from None
+            raise CompareError(message_of(exc) or " ".join(str(exc).split())) from None
         except BaseException:
             self.stop.set()
             raise

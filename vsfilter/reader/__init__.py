@@ -16,7 +16,7 @@ import av
 import numpy as np
 import vapoursynth as vs
 
-from ..errors import SourceError
+from ..errors import SourceError, vs_error
 from .decoding import Cursor, CursorPool, FrameCache, open_media, probe, verify_tail
 from .index import FrameIndex, load_or_build_index
 from .planes import PlaneLayout, frame_planes, frame_props, layout_of
@@ -68,16 +68,16 @@ def source(path: str | os.PathLike, track: int = 0, threads: int = 0, fpsnum: in
             try:
                 raw = as_raw_format(raw).with_fps(Fraction(fpsnum, fpsden or 1))
             except SourceError as exc:
-                raise vs.Error(f"source: {exc}") from None
+                raise vs_error("source", exc) from None
         return raw_source(path, raw)
     if is_raw_path(path):
-        raise vs.Error(f"source: {os.fspath(path)} is raw YUV (it has no header): give its geometry, "
-                       "raw=RawFormat(width, height, pixel_format, bitdepth)")
+        raise vs_error("source", SourceError(f"{os.fspath(path)} is raw YUV (it has no header): give its "
+                                             "geometry, raw=RawFormat(width, height, pixel_format, bitdepth)"))
     try:
         reader = _Reader(Path(os.fspath(path)), track, threads, cache)
         return reader.clip(fpsnum, fpsden)
     except SourceError as exc:
-        raise vs.Error(f"source: {exc}") from None
+        raise vs_error("source", exc) from None
 
 
 def _pts_to_frame(index: FrameIndex) -> dict[int, int]:
@@ -129,7 +129,7 @@ class _Reader:
             try:
                 planes, props = self._decoded(src)
             except SourceError as exc:
-                raise vs.Error(f"source: {exc}") from None
+                raise vs_error("source", exc) from None
             # A fresh, uninitialised frame: f.copy() would share the blank frame's planes and copy
             # each one again (copy-on-write) before we overwrite it.
             out = vs.core.create_video_frame(fmt, self.width, self.height)

@@ -134,7 +134,9 @@ def frame_props(frame: av.VideoFrame, layout: PlaneLayout, pix_fmt: str, info: S
     """
     rgb = layout.family == "rgb"
     full = frame.color_range == 2 or pix_fmt.startswith("yuvj") or rgb
-    props: dict = {"_Range": 0 if full else 1, "_ColorRange": 0 if full else 1}
+    # _Range: 0 limited, 1 full (VapourSynth's and zimg's); the deprecated _ColorRange is the other
+    # way round (0 full, 1 limited). Both are set so older scripts read the range too.
+    props: dict = {"_Range": 1 if full else 0, "_ColorRange": 0 if full else 1}
     props["_Matrix"] = 0 if rgb else int(frame.colorspace or 2)
     props["_Primaries"] = int(frame.color_primaries or 2)
     props["_Transfer"] = int(frame.color_trc or 2)

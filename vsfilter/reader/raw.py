@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SourceError
+from ..errors import SourceError, vs_error
 
 __all__ = ["RawFormat", "PIXEL_FORMATS", "BIT_DEPTHS", "as_raw_format", "is_raw_path", "raw_source"]
 
@@ -150,7 +150,7 @@ def raw_source(path: str | os.PathLike, raw: RawFormat | dict):
         path = Path(os.fspath(path))
         count = _check_file(path, fmt)
     except SourceError as exc:
-        raise vs.Error(f"source: {exc}") from None
+        raise vs_error("source", exc) from None
     fps = fmt.fps or DEFAULT_FPS
     sw, sh = PIXEL_FORMATS[fmt.pixel_format]
     family = vs.core.query_video_format(vs.YUV, vs.INTEGER, fmt.bitdepth, sw, sh)
