@@ -80,11 +80,6 @@ def source(path: str | os.PathLike, track: int = 0, threads: int = 0, fpsnum: in
         raise vs_error("source", exc) from None
 
 
-def _pts_to_frame(index: FrameIndex) -> dict[int, int]:
-    """PTS -> frame number."""
-    return {int(p): n for n, p in enumerate(index.pts)}
-
-
 class _Reader:
     """Index, decoder cursors and a cache of decoded frames for one video track."""
 
@@ -106,7 +101,6 @@ class _Reader:
         self._lock = threading.RLock()
         self._cursors = CursorPool(self.info, MAX_CURSORS)
         self._cache = FrameCache(CACHE_BYTES, CACHE_MIN_FRAMES)
-        self._pts_to_n = _pts_to_frame(self.index)
         self._first_pts = int(self.index.pts[0])
         # Set by the first decoded frame; every later frame must match them.
         self._pix_fmt: str | None = None
@@ -165,27 +159,21 @@ class _Reader:
             if hit is not None:
                 return hit
             target = int(self.index.pts[n])
-            cursor = self._cursors.cursor_for(n, target, int(self.index.seek_pts[n]), self._first_pts, self._pts_to_n)
+            cursor = self._cursors.cursor_for(n, self.index)
             for attempt in range(3):
                 found = self._decode_until(cursor, target)
                 if found is not None:
                     return found
                 # The seek overshot or the frame did not come out: start further back, then from the top.
-                seek_n = self._pts_to_n.get(int(self.index.seek_pts[n]), 0)
-                earlier = int(self.index.seek_pts[max(0, seek_n - 1)])
+                earlier = self.index.earlier_seek(n)
                 cursor.seek(earlier, from_start=attempt >= 1 or earlier < self._first_pts)
-            why = f" ({cursor.errors[-1]})" if cursor.errors else ""
+            why = f" ({cursor.last_error})" if cursor.last_error else ""
             raise SourceError(f"frame {n}: the decoder could not produce it{why}")
 
     def _decode_until(self, cursor: Cursor, target: int) -> tuple[list[np.ndarray], dict] | None:
-        for frame in cursor.frames or ():
-            pts = frame.pts
-            if pts is None:
-                continue
-            if cursor.accept_from is not None and pts < cursor.accept_from:
-                continue  # a leading picture of an open GOP: it needs the previous GOP
-            cursor.last_pts = pts
-            m = self._pts_to_n.get(pts)
+        for frame in cursor.frames():
+            pts = int(frame.pts or 0)  # frames() yields only frames with a PTS
+            m = self.index.frame_of(pts)
             if m is None:
                 continue
             entry = self._convert(frame, m)
@@ -194,7 +182,6 @@ class _Reader:
                 return entry
             if pts > target:
                 return None
-        cursor.frames = None
         return None
 
     def _convert(self, frame: av.VideoFrame, n: int) -> tuple[list[np.ndarray], dict]:

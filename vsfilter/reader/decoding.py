@@ -79,53 +79,97 @@ def probe(container: av.container.InputContainer, path: Path, track: int, thread
     return info, stream
 
 
+#: A cursor a few frames short of the target decodes on rather than seeking (cheaper than a seek).
+CATCH_UP_FRAMES = 8
+
+
 class Cursor:
-    """One open decoder and where it stands: frames with PTS >= ``accept_from`` decode correctly."""
+    """One open decoder and where it stands. Its state is its own: :meth:`seek` moves it, :meth:`frames`
+    yields the frames that decode correctly from there (after a seek, those with PTS at or after the
+    keyframe sought: an open GOP's leading pictures need the GOP before) and remembers the last one."""
 
     def __init__(self, info: StreamInfo) -> None:
-        self.container = open_media(info.path)
-        self.stream = self.container.streams.video[info.track]
-        ctx = self.stream.codec_context
+        self._container = open_media(info.path)
+        self._stream = self._container.streams.video[info.track]
+        ctx = self._stream.codec_context
         ctx.thread_count = info.threads
         ctx.thread_type = "AUTO"
-        self.frames: Iterator[av.VideoFrame] | None = None
-        self.accept_from: int | None = None
-        self.last_pts: int | None = None
-        self.overshot = False
-        self.errors: list[str] = []
+        self._packets: Iterator[av.VideoFrame] | None = None
+        self._accept_from: int | None = None
+        self._last_pts: int | None = None
+        self._overshot = False
+        self._errors: list[str] = []
+
+    @property
+    def last_pts(self) -> int | None:
+        """PTS of the last frame :meth:`frames` yielded since the last seek (None: none yet)."""
+        return self._last_pts
+
+    @property
+    def active(self) -> bool:
+        """Whether the cursor can go on decoding (it has been sought and is not at the end)."""
+        return self._packets is not None
+
+    @property
+    def overshot(self) -> bool:
+        """The last seek landed past the keyframe asked for (the demuxer's seek is approximate)."""
+        return self._overshot
+
+    @property
+    def last_error(self) -> str | None:
+        """The decoder's last complaint about a corrupt packet, if any."""
+        return self._errors[-1] if self._errors else None
 
     def seek(self, pts: int, from_start: bool) -> None:
         if from_start:
-            self.container.seek(0, backward=True, any_frame=False)
+            self._container.seek(0, backward=True, any_frame=False)
         else:
-            self.container.seek(int(pts), stream=self.stream, backward=True, any_frame=False)
-        self.accept_from = None if from_start else pts
-        self.last_pts = None
-        self.frames = self._decode()
+            self._container.seek(int(pts), stream=self._stream, backward=True, any_frame=False)
+        self._accept_from = None if from_start else pts
+        self._last_pts = None
+        self._packets = self._decode()
+
+    def frames(self) -> Iterator[av.VideoFrame]:
+        """The correctly decodable frames from where the cursor stands, in decode order (each has a PTS)."""
+        for frame in self._packets or ():
+            pts = frame.pts
+            if pts is None or (self._accept_from is not None and pts < self._accept_from):
+                continue
+            self._last_pts = pts
+            yield frame
+        self._packets = None
+
+    def close_enough(self, n: int, target: int, seek_pts: int, index: FrameIndex) -> bool:
+        """Whether decoding on reaches frame ``n`` (PTS ``target``, keyframe ``seek_pts``) without a seek."""
+        last = self._last_pts
+        if not self.active or last is None or last >= target:
+            return False
+        behind = index.frame_of(last)
+        return last >= seek_pts or (behind is not None and n - behind <= CATCH_UP_FRAMES)
 
     def _decode(self) -> Iterator[av.VideoFrame]:
         # After a seek, packets before the first keyframe would decode against missing references:
         # skip them. A first keyframe past the one asked for means the demuxer overshot (MPEG-TS
         # seeks are approximate): stop, and the caller seeks further back.
-        accept_from = self.accept_from
+        accept_from = self._accept_from
         waiting = accept_from is not None
-        self.overshot = False
-        for packet in self.container.demux(self.stream):
+        self._overshot = False
+        for packet in self._container.demux(self._stream):
             if waiting:
                 if not packet.is_keyframe or packet.size == 0:
                     continue
                 key = packet.pts if packet.pts is not None else packet.dts
                 if key is not None and accept_from is not None and key > accept_from:
-                    self.overshot = True
+                    self._overshot = True
                     return
                 waiting = False
             try:
                 yield from packet.decode()
             except av.error.FFmpegError as exc:  # a corrupt packet (EOFError too): note it, go on
-                self.errors.append(str(exc.strerror or type(exc).__name__))
+                self._errors.append(str(exc.strerror or type(exc).__name__))
 
     def close(self) -> None:
-        self.container.close()
+        self._container.close()
 
 
 class CursorPool:
@@ -135,22 +179,18 @@ class CursorPool:
         self.info, self.size = info, size
         self._cursors: list[Cursor] = []
 
-    def cursor_for(self, n: int, target: int, seek_pts: int, first_pts: int, pts_to_n: dict[int, int]) -> Cursor:
-        """A cursor that will reach frame ``n`` (PTS ``target``, decodable from keyframe ``seek_pts``).
-
-        A cursor whose last frame is before the target and at or after its keyframe (or at most 8
-        frames back) goes on decoding; otherwise the least recently used cursor seeks.
-        """
+    def cursor_for(self, n: int, index: FrameIndex) -> Cursor:
+        """A cursor that will reach frame ``n`` of ``index``: one already on its way there decodes on
+        (:meth:`Cursor.close_enough`); otherwise the least recently used cursor seeks to its keyframe."""
+        target, seek_pts = int(index.pts[n]), int(index.seek_pts[n])
         for cursor in self._cursors:
-            last = cursor.last_pts
-            if cursor.frames is not None and last is not None and last < target and (
-                    last >= seek_pts or n - pts_to_n.get(last, -10 ** 9) <= 8):
+            if cursor.close_enough(n, target, seek_pts, index):
                 self._cursors.remove(cursor)
                 self._cursors.append(cursor)  # most recently used last
                 return cursor
         cursor = Cursor(self.info) if len(self._cursors) < self.size else self._cursors.pop(0)
         self._cursors.append(cursor)
-        cursor.seek(seek_pts, from_start=seek_pts < first_pts)
+        cursor.seek(seek_pts, from_start=seek_pts < int(index.pts[0]))
         return cursor
 
 
@@ -193,18 +233,17 @@ def verify_tail(index: FrameIndex, info: StreamInfo) -> FrameIndex:
     """Decode the last GOP; frames in it that do not come out (a truncated file) leave the index."""
     if len(index) == 0:
         return index
-    last_seek = int(index.seek_pts[int(np.argmax(index.pts))])
-    tail = index.pts >= last_seek
+    newest = int(np.argmax(index.pts))
+    tail = index.pts >= int(index.seek_pts[newest])
     # Start one keyframe earlier (seeks can be approximate), or from the top if that overshoots.
-    k = {int(p): n for n, p in enumerate(index.pts)}.get(last_seek, 0)
-    start = int(index.seek_pts[max(0, k - 1)])
+    start = index.earlier_seek(newest)
     cursor = Cursor(info)
     try:
         cursor.seek(start, from_start=start < int(index.pts[0]))
-        seen = {f.pts for f in cursor.frames or () if f.pts is not None}
+        seen = {f.pts for f in cursor.frames()}
         if cursor.overshot:
             cursor.seek(0, from_start=True)
-            seen = {f.pts for f in cursor.frames or () if f.pts is not None}
+            seen = {f.pts for f in cursor.frames()}
     finally:
         cursor.close()
     keep = ~tail | np.isin(index.pts, np.fromiter(seen, np.int64, len(seen)))

@@ -49,6 +49,20 @@ class FrameIndex:
     def __len__(self) -> int:
         return len(self.pts)
 
+    def frame_of(self, pts: int) -> int | None:
+        """The frame number of a PTS (None for a PTS no frame has): the one PTS -> frame map."""
+        table: dict[int, int] | None = self.__dict__.get("_frame_of")
+        if table is None:
+            table = {int(p): n for n, p in enumerate(self.pts)}
+            self.__dict__["_frame_of"] = table
+        return table.get(int(pts))
+
+    def earlier_seek(self, n: int) -> int:
+        """The keyframe before the one frame ``n`` decodes from: where to seek when the seek to frame
+        ``n``'s own keyframe overshot or did not produce it (approximate MPEG-TS seeks)."""
+        key = self.frame_of(int(self.seek_pts[n])) or 0
+        return int(self.seek_pts[max(0, key - 1)])
+
     def save(self, path: Path, meta: dict) -> None:
         """Write the index atomically (a reader never sees half of it)."""
         with atomic_open(path, "wb") as fh:
