@@ -88,3 +88,17 @@ def test_no_library_message_names_a_cli_flag():
             if flag.search(text):
                 found.append(f"{path.relative_to(ROOT)}:{line}: {text!r}")
     assert not found, found
+
+
+def test_every_exception_class_lives_in_errors_py():
+    """One place for vsfilter's exceptions (the signal used to end a CLI, a BaseException, aside)."""
+    found = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "errors.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                bases = [getattr(b, "id", getattr(b, "attr", "")) for b in node.bases]
+                if any(b.endswith(("Error", "Exception")) and b != "BaseException" for b in bases):
+                    found.append(f"{path.relative_to(ROOT)}: {node.name}")
+    assert not found, found

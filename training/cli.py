@@ -8,15 +8,11 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from vsfilter.errors import VsfilterError
+from vsfilter.errors import UsageError
 from vsfilter.models import sha256_file  # noqa: F401  (re-exported for the steps)
 
 __all__ = ["UsageError", "run_main", "sha256_file", "require_onnx", "check_output_file", "check_output_dir",
            "step_parser"]
-
-
-class UsageError(VsfilterError):
-    """Bad input: printed as one line on stderr, exit code 2."""
 
 
 def require_onnx(path: Path, what: str = "model") -> None:

@@ -18,6 +18,8 @@ import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from .errors import UsageError
+
 __all__ = ["Terminated", "fail", "check_outputs", "cli_main", "OneLineParser", "positive_int", "non_negative_int",
            "add_scoring_options", "parse_args", "options_from_args", "raw_from_args", "flag_hint",
            "UsageError"]
@@ -215,10 +217,6 @@ def _raw_for(args: argparse.Namespace, path: str, role: str):
         raise UsageError(f"{path} is raw YUV (no header): give its --width and --height (and --pixel-format, "
                          "--bitdepth unless 420 8-bit)")
     return raw
-
-
-class UsageError(Exception):
-    """A command line that cannot run as given (the CLI prints it as its one-line error)."""
 
 
 def options_from_args(args: argparse.Namespace, reference: str, distorted: str, **extra):

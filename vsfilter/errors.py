@@ -13,7 +13,8 @@ import threading
 from collections import OrderedDict
 
 __all__ = ["VsfilterError", "BackendError", "ModelError", "SourceError", "CompareError", "VmafError", "FrameError",
-           "OptionError", "vs_error", "cause_of", "message_of"]
+           "OptionError", "RateMismatchError", "SizeMismatchError", "ManifestError", "BatchError", "UsageError",
+           "vs_error", "cause_of", "message_of"]
 
 
 class VsfilterError(Exception):
@@ -42,6 +43,40 @@ class OptionError(VsfilterError, ValueError):
 
 class FrameError(VsfilterError, RuntimeError):
     """A frame could not be filtered (the runtime's error, with the frame number)."""
+
+
+class _Refusal(CompareError):
+    """A comparison refused until an option allows it; ``reason`` is the message without the option."""
+
+    option = ""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"{reason}; {self.option}")
+
+
+class RateMismatchError(_Refusal):
+    """The frame rates differ and ``force`` was not set."""
+
+    option = "force=True compares frame by frame anyway"
+
+
+class SizeMismatchError(_Refusal):
+    """The sizes differ and ``scale`` was off."""
+
+    option = "scale=True scales the distorted stream to the reference"
+
+
+class ManifestError(VsfilterError, ValueError):
+    """A batch manifest cannot be used as a whole (the message names the line and the fix)."""
+
+
+class BatchError(VsfilterError):
+    """A batch cannot run as asked (output folder, scheduler); the message names the fix."""
+
+
+class UsageError(VsfilterError, ValueError):
+    """A command line that cannot run as given: the CLI prints it as its one-line error (exit code 2)."""
 
 
 class VmafError(CompareError):

@@ -9,15 +9,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import VsfilterError
+from ..errors import ManifestError
 
 __all__ = ["ManifestError", "PairSpec", "read_manifest"]
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-class ManifestError(VsfilterError, ValueError):
-    """The manifest cannot be used as a whole (the message names the line and the fix)."""
 
 
 @dataclass(frozen=True)

@@ -19,16 +19,12 @@ from ..atomic import atomic_write_text
 from ..compare.pipeline import STREAMS
 from ..compare.scoring import METRICS, Scores
 from ..cpus import cpu_count
-from ..errors import VsfilterError
+from ..errors import BatchError
 from ..models import resolve_model
 from .manifest import PairSpec
 from .tasks import Settings, chunk_bounds, render_report, score_chunk, score_first
 
 __all__ = ["BatchError", "PairOutcome", "run_batch", "stitch", "start_client"]
-
-
-class BatchError(VsfilterError):
-    """The batch cannot run as asked (output folder, scheduler); the message names the fix."""
 
 
 @dataclass

@@ -14,7 +14,7 @@ from fractions import Fraction
 
 import vapoursynth as vs
 
-from ..errors import CompareError, VsfilterError, cause_of, message_of
+from ..errors import CompareError, RateMismatchError, SizeMismatchError, VsfilterError, cause_of, message_of
 from ..filter import vmaf_pre
 from ..plan import FilterPlan, plan_filter
 from ..reader import source
@@ -28,28 +28,6 @@ from .vmaf_models import AUTO, PHONE, VmafModel, parse_vmaf_model, resolve_vmaf_
 
 __all__ = ["CompareError", "CompareOptions", "CompareResult", "RateMismatchError", "SizeMismatchError", "compare",
            "Pair", "open_pair", "score_pair", "pair_record", "result_from_scores", "make_options"]
-
-
-class _Refusal(CompareError):
-    """A comparison refused until an option allows it; ``reason`` is the message without the option."""
-
-    option = ""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(f"{reason}; {self.option}")
-
-
-class RateMismatchError(_Refusal):
-    """The frame rates differ and ``force`` was not set."""
-
-    option = "force=True compares frame by frame anyway"
-
-
-class SizeMismatchError(_Refusal):
-    """The sizes differ and ``scale`` was off."""
-
-    option = "scale=True scales the distorted stream to the reference"
 
 
 @dataclass
