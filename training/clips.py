@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -141,7 +141,7 @@ def _source_clip(spec: ClipSpec, cfg: dict, rng: np.random.Generator) -> tuple[n
     clip, info = photo_clip(luma, rng, cfg["frames"], (w, h), limited=False)
     look = draw_look(rng, cfg["noise"], cfg["dark"], cfg["ten_bit"])
     if look.bits == 10 and not any(c in TEN_BIT_ENCODERS for c in cfg["codecs"]):
-        look = Look(look.noise, look.noise_sigma, look.grain_size, look.exposure, look.exposure_gain, look.range, 8)
+        look = replace(look, bits=8)
     info["range"] = look.range
     return quantize(apply_look(clip, look, rng), look.bits), info | {"look": look.record()}
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from vsfilter.gate import FEATURES, Gate, frame_features
 
-from .loop import psnr
+from .loop import evaluate_full
 from .pairs import peak_of
 
 __all__ = ["FrameStats", "frame_stats", "fit_gate", "choose_threshold", "gate_report"]
@@ -31,17 +31,10 @@ class FrameStats:
 
 
 def frame_stats(model, pairs: list) -> FrameStats:
-    """Features and gains of ``pairs`` ((clean, degraded) frames) under ``model`` (a torch module)."""
-    import torch
-
-    feats, gains = [], []
-    with torch.inference_mode():
-        for clean, degraded in pairs:
-            peak = peak_of(clean)
-            x = torch.from_numpy(degraded.astype(np.float32) / peak)[None, None]
-            out = np.clip(np.rint(model(x)[0, 0].numpy() * peak), 0, peak)
-            gains.append(psnr(out, clean, peak) - psnr(degraded, clean, peak))
-            feats.append(frame_features(degraded, peak))
+    """Features and gains of ``pairs`` ((clean, degraded) frames) under ``model`` (a torch module); an
+    identity pair (no PSNR either side) counts as no gain."""
+    gains = [after - before for before, after in evaluate_full(model, pairs)["per_image"]]
+    feats = [frame_features(degraded, peak_of(clean)) for clean, degraded in pairs]
     return FrameStats(np.array(feats), np.nan_to_num(np.array(gains), posinf=0.0, neginf=0.0))
 
 

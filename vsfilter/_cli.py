@@ -21,7 +21,7 @@ from pathlib import Path
 from .errors import UsageError
 
 __all__ = ["Terminated", "fail", "check_outputs", "cli_main", "OneLineParser", "positive_int", "non_negative_int",
-           "add_scoring_options", "parse_args", "options_from_args", "raw_from_args", "flag_hint",
+           "add_scoring_options", "parse_args", "options_from_args", "raw_from_args", "raw_for", "flag_hint",
            "UsageError"]
 
 
@@ -206,28 +206,27 @@ def raw_from_args(args: argparse.Namespace, distorted: bool = False):
         raise UsageError(str(exc).removeprefix("raw YUV: ")) from None
 
 
-def _raw_for(args: argparse.Namespace, path: str, role: str):
-    """The raw geometry of a ``.yuv`` input (``role`` ``reference`` or ``distorted``), or None."""
+def raw_for(args: argparse.Namespace, path: str, distorted: bool = False):
+    """The raw geometry of an input when it is a ``.yuv`` file (a UsageError when the flags give none),
+    else None."""
     from .reader.raw import is_raw_path
 
     if not is_raw_path(path):
         return None
-    raw = raw_from_args(args, role == "distorted")
+    raw = raw_from_args(args, distorted)
     if raw is None:
         raise UsageError(f"{path} is raw YUV (no header): give its --width and --height (and --pixel-format, "
                          "--bitdepth unless 420 8-bit)")
     return raw
 
 
-def options_from_args(args: argparse.Namespace, reference: str, distorted: str, **extra):
-    """The ``CompareOptions`` the shared flags give for a (reference, distorted) pair."""
+def options_from_args(args: argparse.Namespace, **extra):
+    """The ``CompareOptions`` the shared flags (:func:`add_scoring_options`) give, with ``extra`` fields."""
     from .compare.options import CompareOptions
 
-    ref_raw, dist_raw = _raw_for(args, reference, "reference"), _raw_for(args, distorted, "distorted")
     return CompareOptions(model=args.model, device=args.device, precision=args.precision, vmaf_model=args.vmaf_model,
                           subsample=args.subsample, tilesize=args.tilesize, cambi=not args.no_cambi,
-                          dist_offset=args.dist_offset, find_offset=args.find_offset, reference_raw=ref_raw,
-                          distorted_raw=dist_raw, **extra)
+                          dist_offset=args.dist_offset, find_offset=args.find_offset, **extra)
 
 
 def flag_hint(option: str, value: object) -> str:

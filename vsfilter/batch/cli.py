@@ -17,8 +17,10 @@ from .._cli import (
     check_outputs,
     cli_main,
     fail,
+    options_from_args,
     parse_args,
     positive_int,
+    raw_for,
     raw_from_args,
 )
 
@@ -49,11 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         return args
     import vsfilter  # noqa: F401  (openvino before vs.core)
 
-    from ..compare.options import CompareOptions
     from ..compare.vmaf_models import parse_vmaf_model
     from ..errors import VsfilterError
     from ..models import resolve_model
-    from ..reader.raw import is_raw_path
     from .manifest import ManifestError, read_manifest
     from .runner import run_batch, start_client
     from .tasks import Settings
@@ -67,14 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parse_vmaf_model(args.vmaf_model)
         raw, dist_raw = raw_from_args(args), raw_from_args(args, distorted=True)
-    except VsfilterError as exc:
-        return fail(PROG, str(exc).replace("unknown VMAF model", "unknown --vmaf-model"))
+        for p in pairs:  # every .yuv needs its geometry
+            raw_for(args, p.reference)
+            raw_for(args, p.distorted, distorted=True)
     except UsageError as exc:
         return fail(PROG, str(exc))
-    unraw = [f for p in pairs for f in (p.reference, p.distorted) if is_raw_path(f) and raw is None]
-    if unraw:
-        return fail(PROG, f"{unraw[0]} is raw YUV (no header): give --width and --height (and --pixel-format, "
-                          "--bitdepth unless 420 8-bit)")
+    except VsfilterError as exc:
+        return fail(PROG, str(exc).replace("unknown VMAF model", "unknown --vmaf-model"))
     outputs = [("--out", args.out / f"{p.id}.json") for p in pairs] + [("--out", args.out / "summary.csv")]
     inputs = [("MANIFEST", args.manifest)] + [(f"pair {p.id}", Path(f)) for p in pairs
                                               for f in (p.reference, p.distorted)]
@@ -83,9 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         return fail(PROG, problem.replace("--out ", "output "))
     try:
-        options = CompareOptions(model=args.model, device=args.device, precision=args.precision,
-                                 vmaf_model=args.vmaf_model, subsample=args.subsample, tilesize=args.tilesize,
-                                 cambi=not args.no_cambi, dist_offset=args.dist_offset, find_offset=args.find_offset)
+        options = options_from_args(args)
         resolve_model(options.model)
         client, cluster = start_client(args.scheduler, args.workers)
     except VsfilterError as exc:

@@ -178,7 +178,7 @@ def run_batch(pairs: list[PairSpec], out_dir: Path, settings: Settings, *, clien
         meta[future.key] = (kind, pair_id)
         futures.add(future)
 
-    sha256 = resolve_model(settings.options.model).sha256
+    sha256 = resolve_model(settings.options.model).identity  # what results record as model.sha256
     plugin = _core_threads_plugin()
     client.register_plugin(plugin, name=plugin.name)
     for pair in pairs:

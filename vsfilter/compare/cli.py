@@ -18,6 +18,7 @@ from .._cli import (
     options_from_args,
     parse_args,
     positive_int,
+    raw_for,
 )
 
 __all__ = ["main", "build_parser"]
@@ -95,8 +96,9 @@ def _run(args: argparse.Namespace, outputs: list) -> int:
             bar.update(done - bar.n)
 
     try:
-        options = options_from_args(args, args.reference, args.distorted, threads=args.threads, frames=args.frames,
-                                    scale=not args.no_scale, force=args.force)
+        options = options_from_args(args, threads=args.threads, frames=args.frames, scale=not args.no_scale,
+                                    force=args.force, reference_raw=raw_for(args, args.reference),
+                                    distorted_raw=raw_for(args, args.distorted, distorted=True))
         pair = open_pair(args.reference, args.distorted, options, hint=flag_hint)
         result = score_pair(pair, progress)
     except UsageError as exc:

@@ -24,7 +24,7 @@ from .options import OFFSET_SEARCH_DEFAULT, CompareOptions
 from .pipeline import STREAMS, ScoreRange, score_range
 from .scoring import CAMBI_MIN_SIDE, Scores, cambi_runs, check_frame_size, check_vmaf_model, pool
 from .verdict import Verdict, judge
-from .vmaf_models import AUTO, PHONE, VmafModel, parse_vmaf_model, resolve_vmaf_model
+from .vmaf_models import VmafModel, resolve_vmaf_model
 
 __all__ = ["CompareError", "CompareOptions", "CompareResult", "RateMismatchError", "SizeMismatchError", "compare",
            "Pair", "open_pair", "score_pair", "pair_record", "result_from_scores", "make_options"]
@@ -166,9 +166,7 @@ def open_pair(reference, distorted, options: CompareOptions,
             ``dist_offset=-3`` here; the CLI gives its flag.
     """
     try:
-        parse_vmaf_model(options.vmaf_model)
-        if options.vmaf_model.removesuffix(PHONE) != AUTO:
-            check_vmaf_model(options.vmaf_model)
+        check_vmaf_model(options.vmaf_model)  # names, auto and :phone included; a model file is test-loaded
         plan = plan_filter(options.model, device=options.device, precision=options.precision,
                            threads=options.threads)
     except VsfilterError as exc:
@@ -187,7 +185,7 @@ def open_pair(reference, distorted, options: CompareOptions,
                      f"pixels (the reference is {ref.width}x{ref.height})")
         options = options.with_(cambi=False)
     _check_rates(ref, dist, options.force, warnings)
-    ref, dist, notes_size = _align_size(ref, dist, options.scale)
+    scaled = _needs_scaling(ref, dist, options.scale)
     ref, dist, options, offset = _align_time(ref, dist, options, hint, notes, warnings)
     count = min(ref.num_frames, dist.num_frames)
     if ref.num_frames != dist.num_frames:
@@ -197,7 +195,7 @@ def open_pair(reference, distorted, options: CompareOptions,
         count = min(count, options.frames)
     if count == 0:
         raise CompareError("no frames in common to score")
-    ref, dist, pre = _filter(ref, dist, plan, options, notes_size, notes)
+    ref, dist, pre = _filter(ref, dist, plan, options, scaled, notes)
     return Pair(str(reference), str(distorted), ref[:count], dist[:count], pre[:count], plan, count,
                 options.with_(vmaf_model=vmaf.name), requested, vmaf, notes, warnings, offset)
 
@@ -307,14 +305,14 @@ def _check_rates(ref: vs.VideoNode, dist: vs.VideoNode, force: bool, warnings: l
     warnings.append(f"{msg}: compared frame by frame (forced)")
 
 
-def _align_size(ref, dist, scale: bool):
-    """Refuse a distorted stream of another size unless ``scale``; returns (ref, dist, scaled?)."""
+def _needs_scaling(ref, dist, scale: bool) -> bool:
+    """Whether the distorted stream must be scaled to the reference; refused unless ``scale``."""
     if (dist.width, dist.height) == (ref.width, ref.height):
-        return ref, dist, False
+        return False
     if not scale:
         raise SizeMismatchError(f"sizes differ (reference {ref.width}x{ref.height}, distorted "
                                 f"{dist.width}x{dist.height})")
-    return ref, dist, True
+    return True
 
 
 def _align(ref, dist, pre, scaled: bool, notes: list[str]):

@@ -80,7 +80,8 @@ def judge(delta: Mapping[str, float], model_id: str) -> Verdict:
 
 def _kind(delta: Mapping[str, float], model_id: str) -> Verdict:
     warnings = []
-    if _gaming(delta):
+    gaming = _gaming(delta)
+    if gaming:
         fell = " and ".join(n for n, k in (("PSNR-Y", "psnr_y"), ("VMAF NEG", "vmaf_neg")) if delta[k] < 0)
         warnings.append(f"VMAF rises ({delta['vmaf']:+.2f}) while {fell} falls: the gain may be enhancement "
                         "gaming rather than real fidelity")
@@ -91,7 +92,7 @@ def _kind(delta: Mapping[str, float], model_id: str) -> Verdict:
                         f"{delta['vmaf_neg']:+.3f}, VMAF {delta['vmaf']:+.3f}{advice}")
         return Verdict("harms", "fidelity falls (PSNR-Y and VMAF NEG): the pre-filter makes this stream worse",
                        tuple(warnings))
-    if _gaming(delta):
+    if gaming:
         return Verdict("games", "VMAF rises while fidelity falls: likely enhancement gaming", tuple(warnings))
     if delta["psnr_y"] > 0 and delta["vmaf_neg"] >= 0:
         return Verdict("restores", "fidelity and VMAF NEG improve: real restoration")
