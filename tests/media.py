@@ -93,3 +93,19 @@ def clip_hash(frame) -> str:
     for p in range(frame.format.num_planes):
         digest.update(np.ascontiguousarray(np.asarray(frame[p])).tobytes())
     return digest.hexdigest()
+
+
+def encode_luma_frames(path: Path, frames: list[np.ndarray], codec: str, options: dict | None = None) -> Path:
+    """8-bit luma frames (neutral chroma) encoded at 24 fps, at the frames' own size."""
+    from training.encoding import luma_frame
+
+    height, width = frames[0].shape
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(codec, rate=24, options=options or {})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for n, luma in enumerate(frames):
+            for packet in stream.encode(luma_frame(luma, n, Fraction(1, 24))):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path

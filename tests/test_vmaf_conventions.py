@@ -9,27 +9,27 @@ import subprocess
 import sys
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
 from vsfilter.compare import CompareOptions, compare
 from vsfilter.reader.raw import RawFormat
 
-from media import encode_clip, pattern
+from media import encode_clip, encode_luma_frames, pattern
 
 WIDTH, HEIGHT = 240, 136  # CAMBI needs a side of at least 216
 
 
 def ffmpeg_cli_log(ref: Path, dist: Path, tmp_path: Path, *, raw: RawFormat | None = None,
                    model: str = "version=vmaf_v0.6.1", features: str = "name=psnr|name=float_ssim",
-                   trim: int = 0) -> dict:
+                   trim: int = 0, ten_bit: bool = False) -> dict:
     """The imageio-ffmpeg CLI's libvmaf log for inputs of equal length; ``raw`` reads both inputs as
-    rawvideo; ``trim`` drops the reference's first frames. No ``shortest=1``: with it, FFmpeg's framesync
+    rawvideo; ``trim`` drops the reference's first frames; ``ten_bit`` converts both inputs with
+    ``format=yuv420p10le`` (how VMAF v1 is measured). No ``shortest=1``: with it, FFmpeg's framesync
     drops the last frame of an mkv/mp4 pair of equal length (measured: 26 of 27 frames)."""
     import imageio_ffmpeg
 
-    log = tmp_path / f"cli-{dist.stem}-{abs(hash((model, features, trim)))}.json"
+    log = tmp_path / f"cli-{dist.stem}-{abs(hash((model, features, trim, ten_bit)))}.json"
     inputs = []
     for path in (dist, ref):
         if raw is not None:
@@ -37,7 +37,8 @@ def ffmpeg_cli_log(ref: Path, dist: Path, tmp_path: Path, *, raw: RawFormat | No
                        "-r", "24"]
         inputs += ["-i", str(path)]
     cut = f"trim=start_frame={trim}," if trim else ""
-    graph = (f"[0:v]setpts=N/TB/24[d];[1:v]{cut}setpts=N/TB/24[r];"
+    fmt = "format=yuv420p10le," if ten_bit else ""
+    graph = (f"[0:v]{fmt}setpts=N/TB/24[d];[1:v]{cut}{fmt}setpts=N/TB/24[r];"
              f"[d][r]libvmaf=model={model}:feature={features}:log_fmt=json:log_path={log}")
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-nostdin", "-loglevel", "error", *inputs, "-lavfi", graph,
                     "-f", "null", "-"], check=True, timeout=600)
@@ -134,31 +135,15 @@ def test_raw_yuv_bad_geometry_is_one_line(tmp_path):
     assert "MP4" in _one_line([str(ref), str(renamed), *geometry])
 
 
-def _encode_luma_frames(path: Path, frames: list[np.ndarray], codec: str, options: dict) -> Path:
-    from fractions import Fraction
-
-    from training.encoding import luma_frame
-
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream(codec, rate=24, options=options)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        for n, luma in enumerate(frames):
-            for packet in stream.encode(luma_frame(luma, n, Fraction(1, 24))):
-                out.mux(packet)
-        for packet in stream.encode(None):
-            out.mux(packet)
-    return path
-
-
 @pytest.fixture(scope="module")
 def shifted(tmp_path_factory):
     """A moving clip, its reference (FFV1), an x264 encode of it with the first 3 frames cut, and the
     reference cut by hand to match."""
     root = tmp_path_factory.mktemp("shift")
     frames = [np.clip(pattern(n * 3, WIDTH, HEIGHT), 0, 255).astype(np.uint8) for n in range(30)]
-    ref = _encode_luma_frames(root / "ref.mkv", frames, "ffv1", {})
-    cut = _encode_luma_frames(root / "cut.mkv", frames[3:], "ffv1", {})
-    dist = _encode_luma_frames(root / "dist.mp4", frames[3:], "libx264", {"crf": "30"})
+    ref = encode_luma_frames(root / "ref.mkv", frames, "ffv1", {})
+    cut = encode_luma_frames(root / "cut.mkv", frames[3:], "ffv1", {})
+    dist = encode_luma_frames(root / "dist.mp4", frames[3:], "libx264", {"crf": "30"})
     return ref, cut, dist
 
 

@@ -1,7 +1,8 @@
 """Checkpoints of the filter, saved atomically and loaded in one place with one error policy.
 
 A checkpoint is a dict of tensors and plain values (``torch.load(..., weights_only=True)`` reads it):
-``model`` (the exportable plain network's state_dict), ``arch`` (``num_blocks``, ``channels``), and
+``model`` (the exportable plain network's state_dict), ``arch`` (``num_blocks``, ``channels``, and
+``in_channels`` for quantizer-conditioned networks), and
 whatever the writer adds (``train_state`` to resume, ``history``, ``seed``, ...). Anything that cannot be
 read as such -- a file that is not a checkpoint, a bare state_dict, a checkpoint of another
 architecture or with tensors of the wrong shape -- becomes one :class:`UsageError` naming the file.
@@ -67,7 +68,8 @@ def load_model(path: str | os.PathLike, key: str = "model"):
     state = load_checkpoint(path)
     arch = state["arch"]
     try:
-        model = LearnedFilter(int(arch["num_blocks"]), int(arch["channels"]))
+        model = LearnedFilter(int(arch["num_blocks"]), int(arch["channels"]),
+                              in_channels=int(arch.get("in_channels", 1)))
         model.load_state_dict(state[key])
     except (KeyError, TypeError, ValueError) as exc:
         raise _fail(Path(path), f"bad architecture record: {type(exc).__name__}: {exc}") from None
@@ -100,6 +102,8 @@ def load_onnx_weights(path: str | os.PathLike):
     if head is None or not blocks:
         raise _fail(Path(path), "its initializers are not a LearnedFilter's (no head.0.weight / body.N.*)")
     arch = {"num_blocks": max(blocks) + 1, "channels": int(head.shape[0])}
+    if int(head.shape[1]) > 1:
+        arch["in_channels"] = int(head.shape[1])
     model = LearnedFilter(**arch)
     try:
         model.load_state_dict(weights)

@@ -158,23 +158,25 @@ def _draw_encode(rng: np.random.Generator, cfg: dict, bits: int) -> Encode:
 
 
 def make_clip(spec: ClipSpec, cfg: dict) -> dict:
-    """Build one clip, round-trip it ``encodes_per_clip`` times, and return its kept frames."""
+    """Build one clip, round-trip it ``encodes_per_clip`` times, and return its kept frames with each
+    degraded frame's quantizer map (``qp``: H.264-equivalent QP per 16x16 block, NaN = unknown)."""
     import os
 
     os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its banner otherwise
     rng = np.random.default_rng([cfg["seed"], spec.index])
     clean, info = _source_clip(spec, cfg, rng)
     bits = 10 if clean.dtype == np.uint16 else 8
-    encodes, degraded, rows = [], [], []
+    encodes, degraded, qps, rows = [], [], [], []
     keep_sets = []
     for _ in range(cfg["encodes_per_clip"]):
         encode = _draw_encode(rng, cfg, bits)
-        decoded = round_trip(clean, encode)
+        trip = round_trip(clean, encode)
         keep = np.sort(rng.choice(cfg["frames"], size=min(cfg["keep_frames"], cfg["frames"]), replace=False))
-        encodes.append(asdict(encode))
+        encodes.append(asdict(encode) | {"qp_source": trip.qp_source})
         keep_sets.append(keep)
         for f in keep:
-            degraded.append(decoded[f])
+            degraded.append(trip.frames[f])
+            qps.append(trip.qp[f])
             rows.append({"encode": len(encodes) - 1, "frame": int(f)})
     frames_used = sorted({int(f) for keep in keep_sets for f in keep})
     position = {f: i for i, f in enumerate(frames_used)}
@@ -182,7 +184,7 @@ def make_clip(spec: ClipSpec, cfg: dict) -> dict:
         row["clean"] = position[row["frame"]]
     return {"clip": spec.index, "kind": spec.kind, "source": spec.path, "package": spec.package, **info,
             "bits": bits, "size": [int(clean.shape[2]), int(clean.shape[1])], "encodes": encodes, "samples": rows,
-            "clean": clean[frames_used], "degraded": np.stack(degraded)}
+            "clean": clean[frames_used], "degraded": np.stack(degraded), "qp": np.stack(qps).astype(np.float16)}
 
 
 def default_videos() -> Path | None:

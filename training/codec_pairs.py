@@ -12,8 +12,10 @@ averaging to wash out their own compression; the carphone pair is never used: it
 is encoded ``--encodes-per-clip`` times, each time with a random encoder from PyAV's FFmpeg (libx264,
 libx265, libsvtav1, libvpx-vp9), CRF from that encoder's range (mid to very low bitrate), preset and
 GOP structure (B-frames, P-only, short GOPs), decoded again, and ``--keep-frames`` frames of each
-round trip are kept. Photo pans are written in full or limited range at random (real clips stay as
-they come).
+round trip are kept, each with the quantizer the round trip used (``qp``: the H.264-equivalent QP of each
+16x16 block, from the decoder's side data for x264 and VP9, from x265's per-frame log or SVT-AV1's CRF
+otherwise: ``training.encoding.RoundTrip``). Photo pans are written in full or limited range at random
+(real clips stay as they come).
 
 Real-video looks (``training.realism``), each on a fraction of the photo clips, applied to the
 *source* so the target keeps them: sensor noise or film grain (``--noise``), dark or low-key
@@ -47,7 +49,7 @@ from .pair_sets import cached, load_pairs
 
 __all__ = ["main", "load_pairs"]
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 def _run(args: tuple[ClipSpec, dict, str]) -> dict:
@@ -55,7 +57,7 @@ def _run(args: tuple[ClipSpec, dict, str]) -> dict:
     clip = make_clip(spec, cfg)
     path = Path(out_dir) / f"clip-{spec.index:05d}.npz"
     with atomic_open(path, "wb") as fh:
-        np.savez_compressed(fh, clean=clip.pop("clean"), degraded=clip.pop("degraded"))
+        np.savez_compressed(fh, clean=clip.pop("clean"), degraded=clip.pop("degraded"), qp=clip.pop("qp"))
     clip["file"] = path.name
     return clip
 

@@ -30,6 +30,7 @@ class DataSpec:
         val_fraction, seed: a seeded split by file when there are no packages to hold out.
         quiet: no notes on stderr.
         train_crf: ``ENCODER=LOW:HIGH`` items: train on those round trips only (a quality-band specialist).
+        quantizer: codec pairs as ``(clean, degraded, qp)`` triples with each frame's quantizer map.
     """
 
     degradation: str = "card"
@@ -43,6 +44,7 @@ class DataSpec:
     seed: int = 42
     quiet: bool = False
     train_crf: tuple[str, ...] = ()
+    quantizer: bool = False
 
 
 @dataclass
@@ -115,13 +117,14 @@ def codec_data(args: DataSpec) -> TrainingData:
     if missing:
         raise UsageError(f"validation package(s) {', '.join(missing)} are not in the pair set; "
                          f"it has {', '.join(packages)}")
-    train, train_labels = load_pairs(args.pairs, exclude=set(val_packages), identity=not args.train_crf)
+    train, train_labels = load_pairs(args.pairs, exclude=set(val_packages), identity=not args.train_crf,
+                                     quantizer=args.quantizer)
     if args.train_crf:
         bands = parse_crf_ranges(list(args.train_crf), "--train-crf")
         kept = [i for i, lb in enumerate(train_labels)
                 if lb["encoder"] in bands and bands[lb["encoder"]][0] <= lb["crf"] <= bands[lb["encoder"]][1]]
         train, train_labels = [train[i] for i in kept], [train_labels[i] for i in kept]
-    val, val_labels = load_pairs(args.pairs, packages=set(val_packages))
+    val, val_labels = load_pairs(args.pairs, packages=set(val_packages), quantizer=args.quantizer)
     if not train or not val:
         raise UsageError("the pair set splits into an empty training or validation part; check --val-packages")
     record = {"pairs": str(args.pairs), "pair_set_key": listing["key"], "settings": listing["settings"],

@@ -113,34 +113,120 @@ def decoded_luma(frame, height: int, width: int) -> np.ndarray:
     return np.frombuffer(plane, dtype).reshape(-1, plane.line_size // dtype().itemsize)[:height, :width].copy()
 
 
-def round_trip(frames: np.ndarray, encode: Encode) -> np.ndarray:
+@dataclass
+class RoundTrip:
+    """A decoded round trip and what is known of its quantizer.
+
+    Attributes:
+        frames: the decoded luma, the input's shape and dtype.
+        qp: per frame, the H.264-equivalent QP (``vsfilter.quantizer``) of each :data:`QP_BLOCK` x
+            :data:`QP_BLOCK` block (float32 ``ceil(H/16) x ceil(W/16)``); NaN where nothing is known.
+        qp_source: ``bitstream`` (the decoder's side data: H.264 per macroblock, VP9 per frame),
+            ``encoder`` (the frame QP the encoder reports or was forced to: x265's per-frame log,
+            SVT-AV1's CRF as qindex) or ``none`` (identity pairs).
+    """
+
+    frames: np.ndarray
+    qp: np.ndarray
+    qp_source: str
+
+
+#: The block size of the stored quantizer maps (H.264's macroblock).
+QP_BLOCK = 16
+#: The quantizer kind each encoder's stream reports.
+QP_KINDS = {"libx264": "h264", "libx265": "hevc", "libsvtav1": "av1", "libvpx-vp9": "vp9"}
+
+
+def _block_shape(height: int, width: int) -> tuple[int, int]:
+    return -(-height // QP_BLOCK), -(-width // QP_BLOCK)
+
+
+def side_data_qp(frame, bits: int) -> np.ndarray | None:
+    """The H.264-equivalent QP block map (16 px blocks) of a decoded frame's quantizer side data, or None."""
+    from av.sidedata.sidedata import Type
+
+    from vsfilter.quantizer import qp_equivalent
+
+    params = frame.side_data.get(Type.VIDEO_ENC_PARAMS)
+    if params is None:
+        return None
+    kind = {0: "vp9", 1: "h264", 2: "mpeg2"}.get(int(params.codec_type))
+    if kind is None:
+        return None
+    shape = _block_shape(frame.height, frame.width)
+    if params.nb_blocks:
+        qmap = np.asarray(params.qp_map(), dtype=np.float64)
+        return np.asarray(qp_equivalent(kind, qmap, bits), np.float32)[: shape[0], : shape[1]]
+    return np.full(shape, qp_equivalent(kind, params.qp, bits), np.float32)
+
+
+def _x265_frame_qps(log: str, frames: int) -> list[float] | None:
+    """Per displayed frame, the QP x265's CSV log reports (POC order), or None."""
+    import csv
+
+    try:
+        with open(log, newline="") as fh:
+            rows = [{k.strip(): v.strip() for k, v in row.items() if k} for row in csv.DictReader(fh)]
+        qps = {int(r["POC"]): float(r["QP"]) for r in rows}
+    except (OSError, KeyError, ValueError):
+        return None
+    return [qps[i] for i in range(frames)] if all(i in qps for i in range(frames)) else None
+
+
+def round_trip(frames: np.ndarray, encode: Encode) -> RoundTrip:
     """Encode ``frames`` (N x H x W luma: uint8, or uint16 10-bit codes encoded at 10 bits; neutral chroma)
-    and decode them again: the same shape and dtype. ``identity`` returns the frames as they are."""
+    and decode them again: the same shape and dtype, with the quantizer of every frame (``RoundTrip``).
+    ``identity`` returns the frames as they are."""
+    import os
+    import tempfile
+
     import av
 
-    if encode.encoder == IDENTITY:
-        return frames.copy()
+    from vsfilter.quantizer import qp_equivalent
+
     n, height, width = frames.shape
-    ctx = av.CodecContext.create(encode.encoder, "w")
-    ctx.width, ctx.height = width, height
-    ctx.pix_fmt = "yuv420p10le" if frames.dtype == np.uint16 else "yuv420p"
-    ctx.time_base, ctx.framerate = Fraction(1, RATE), Fraction(RATE)
-    ctx.options = encoder_options(encode, n)
-    packets = []
-    for i, luma in enumerate(frames):
-        packets += ctx.encode(luma_frame(luma, i, Fraction(1, RATE)))
-    packets += ctx.encode(None)
+    unknown = np.full((n, *_block_shape(height, width)), np.nan, np.float32)
+    if encode.encoder == IDENTITY:
+        return RoundTrip(frames.copy(), unknown, "none")
+    bits = 10 if frames.dtype == np.uint16 else 8
+    options = encoder_options(encode, n)
+    with tempfile.TemporaryDirectory(prefix="vsfilter-rt-") as tmp:
+        log = os.path.join(tmp, "x265.csv")
+        if encode.encoder == "libx265":
+            options["x265-params"] += f":csv={log}:csv-log-level=1"
+        ctx = av.CodecContext.create(encode.encoder, "w")
+        ctx.width, ctx.height = width, height
+        ctx.pix_fmt = "yuv420p10le" if bits == 10 else "yuv420p"
+        ctx.time_base, ctx.framerate = Fraction(1, RATE), Fraction(RATE)
+        ctx.options = options
+        packets = []
+        for i, luma in enumerate(frames):
+            packets += ctx.encode(luma_frame(luma, i, Fraction(1, RATE)))
+        packets += ctx.encode(None)
+        del ctx  # x265 completes its log when the encoder is freed
+        x265_qps = _x265_frame_qps(log, n) if encode.encoder == "libx265" else None
     decoder = av.CodecContext.create(ENCODERS[encode.encoder].decoder, "r")
-    decoded = []
+    decoder.options = {"export_side_data": "venc_params"}
+    decoded, maps = [], []
     for packet in packets + [None]:
         for frame in decoder.decode(packet):
             decoded.append(decoded_luma(frame, height, width))
+            maps.append(side_data_qp(frame, bits))
     if len(decoded) != n:
         raise RuntimeError(f"{encode.encoder} returned {len(decoded)} of {n} frames")
     out = np.stack(decoded)
     if out.dtype != frames.dtype:
         raise RuntimeError(f"{encode.encoder} decoded {out.dtype} samples from {frames.dtype} input")
-    return out
+    if all(m is not None for m in maps):
+        return RoundTrip(out, np.stack(maps), "bitstream")
+    qp = unknown
+    if x265_qps is not None:
+        # x265's log reports QPs on the 8-bit scale at every bit depth
+        qp = np.stack([np.full(unknown.shape[1:], qp_equivalent("hevc", q), np.float32) for q in x265_qps])
+    elif encode.encoder == "libsvtav1":  # SVT-AV1 maps CRF c to base qindex 4c (255 at 63)
+        qindex = 255 if encode.crf >= 63 else 4 * encode.crf
+        qp = np.full(unknown.shape, qp_equivalent("av1", qindex), np.float32)
+    return RoundTrip(out, qp, "encoder" if not np.isnan(qp).all() else "none")
 
 
 def check_encoders(codecs: list[str]) -> None:

@@ -15,14 +15,15 @@ def crf_band(crf: int) -> str:
     return f"crf {lo}-{lo + 9}"
 
 
-def codec_breakdown(model, val_pairs: list, labels: list[dict], device) -> dict:
-    """PSNR gain per encoder and CRF band, per bit depth, and of the worst clip, on the validation frames.
+def codec_breakdown(model, val_pairs: list, labels: list[dict], device, blind: bool = False) -> dict:
+    """PSNR gain per encoder and CRF band, per bit depth, and of the worst clip, on the validation frames
+    (``blind``: quantizer planes all unknown).
 
     ``labels[i]`` describes ``val_pairs[i]`` (as :func:`training.codec_pairs.load_pairs` returns them).
     """
     if len(labels) != len(val_pairs):
         raise ValueError(f"{len(labels)} labels for {len(val_pairs)} pairs")
-    result = evaluate_full(model, val_pairs, device)
+    result = evaluate_full(model, val_pairs, device, blind)
     groups: dict[str, dict[str, list[float]]] = {"per_codec": {}, "per_bit_depth": {}, "per_clip": {}}
     for label, (before, after) in zip(labels, result["per_image"]):
         gain = after - before

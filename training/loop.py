@@ -109,22 +109,24 @@ def pick_device(name: str):
     return torch.device(name)
 
 
-def evaluate_full(model, pairs, device=None) -> dict:
+def evaluate_full(model, pairs, device=None, blind: bool = False) -> dict:
     """PSNR-Y of degraded and filtered (rounded to the pair's bit depth, as vmaf_pre outputs) vs clean,
-    whole images (8-bit pairs on the 255 scale, 10-bit pairs on the 1023 scale).
+    whole images (8-bit pairs on the 255 scale, 10-bit pairs on the 1023 scale). Quantizer triples
+    feed their quantizer plane (all unknown when ``blind``).
 
     Per-image values are returned too (``per_image``: degraded and filtered dB), in ``pairs`` order.
     """
     import torch
 
-    from .pairs import peak_of
+    from .pairs import model_input, peak_of
 
     device = device or next(model.parameters()).device
     before, after = [], []
     with torch.inference_mode():
-        for clean, degraded in pairs:
+        for pair in pairs:
+            clean, degraded = pair[0], pair[1]
             peak = peak_of(clean)
-            x = torch.from_numpy(degraded.astype(np.float32) / peak)[None, None].to(device)
+            x = torch.from_numpy(model_input(pair, blind)).to(device)
             y = model(x)[0, 0].float().cpu().numpy()
             out = np.clip(np.rint(y * peak), 0, peak)
             before.append(psnr(degraded, clean, peak))

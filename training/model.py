@@ -1,5 +1,11 @@
 """The learned_filter_v1 network: Conv(1->C) -> ResBlocks(C) -> Conv(C->1) plus the global residual.
 
+With ``in_channels=2`` (learned_filter_codec_v3) the input is ``[N,2,H,W]``: the luma and a quantizer
+plane (``vsfilter.quantizer``); the head convolves both, and the global residual adds the luma back
+through a fixed 1x1 convolution (weights ``[1, 0]``), so the graph stays Conv/Relu/Add and tiling stays
+exact. :func:`widen_input` turns a one-input network into a two-input one that computes the same
+output (the new input's weights start at zero).
+
 With C=16 and 4 blocks it has 18,865 parameters (the card's "~19K"); with 3 blocks, 14,225.
 Every op exports to the card's allowlist: Conv, Relu, Add.
 
@@ -14,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["LearnedFilter", "ResBlock", "RepConv3x3", "count_params", "fold"]
+__all__ = ["LearnedFilter", "ResBlock", "RepConv3x3", "count_params", "fold", "widen_input"]
 
 
 class RepConv3x3(nn.Module):
@@ -63,18 +69,26 @@ class ResBlock(nn.Module):
 
 
 class LearnedFilter(nn.Module):
-    """Degraded luma ``[N,1,H,W]`` in [0, 1] -> reconstructed luma of the same shape.
+    """Degraded luma ``[N,1,H,W]`` in [0, 1] (with ``in_channels=2``: luma and quantizer plane,
+    ``[N,2,H,W]``) -> reconstructed luma ``[N,1,H,W]``.
 
     Args:
         num_blocks: residual blocks (4 gives the card's ~19K parameters).
         channels: feature channels.
         reparam: train with re-parameterisable branches (export with :func:`fold`).
+        in_channels: 1 (luma) or 2 (luma, quantizer plane).
     """
 
-    def __init__(self, num_blocks: int = 4, channels: int = 16, reparam: bool = False) -> None:
+    def __init__(self, num_blocks: int = 4, channels: int = 16, reparam: bool = False, in_channels: int = 1) -> None:
         super().__init__()
-        self.num_blocks, self.channels, self.reparam = num_blocks, channels, reparam
-        self.head = nn.Sequential(_conv(1, channels, reparam), nn.ReLU(inplace=True))
+        self.num_blocks, self.channels, self.reparam, self.in_channels = num_blocks, channels, reparam, in_channels
+        self.head = nn.Sequential(_conv(in_channels, channels, reparam), nn.ReLU(inplace=True))
+        if in_channels > 1:  # the global residual carries the luma only: a fixed 1x1 conv (Conv, not Slice)
+            self.skip = nn.Conv2d(in_channels, 1, 1, bias=False)
+            self.skip.weight.requires_grad_(False)
+            with torch.no_grad():
+                self.skip.weight.zero_()
+                self.skip.weight[0, 0] = 1.0
         self.body = nn.Sequential(*[ResBlock(channels, reparam) for _ in range(num_blocks)])
         self.tail = _conv(channels, 1, reparam)
         for layer in self.tail.modules():  # start as the identity: the global skip carries the input
@@ -85,7 +99,8 @@ class LearnedFilter(nn.Module):
     @property
     def arch(self) -> dict:
         """What rebuilds this network: ``LearnedFilter(**arch)``."""
-        return {"num_blocks": self.num_blocks, "channels": self.channels, "reparam": self.reparam}
+        return {"num_blocks": self.num_blocks, "channels": self.channels, "reparam": self.reparam,
+                "in_channels": self.in_channels}
 
     @property
     def receptive_radius(self) -> int:
@@ -93,14 +108,15 @@ class LearnedFilter(nn.Module):
         return 2 + 2 * self.num_blocks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.tail(self.body(self.head(x)))
+        residual = self.tail(self.body(self.head(x)))
+        return (self.skip(x) if self.in_channels > 1 else x) + residual
 
 
 def fold(model: LearnedFilter) -> LearnedFilter:
     """The plain network (one 3x3 Conv per layer) computing what ``model`` computes; ``model`` if plain."""
     if not model.reparam:
         return model
-    plain = LearnedFilter(model.num_blocks, model.channels, reparam=False)
+    plain = LearnedFilter(model.num_blocks, model.channels, reparam=False, in_channels=model.in_channels)
     pairs = [(plain.head[0], model.head[0]), (plain.tail, model.tail)]
     for p_block, r_block in zip(plain.body, model.body):
         pairs += [(p_block.conv1, r_block.conv1), (p_block.conv2, r_block.conv2)]
@@ -110,6 +126,20 @@ def fold(model: LearnedFilter) -> LearnedFilter:
             target.weight.copy_(weight)
             target.bias.copy_(bias)
     return plain.to(next(model.parameters()).device).eval()
+
+
+def widen_input(model: LearnedFilter, in_channels: int) -> LearnedFilter:
+    """A plain ``in_channels``-input copy of a plain one-input ``model`` with the same output: the new
+    inputs' head weights are zero (a warm start: step 0 equals the old model)."""
+    if model.reparam or model.in_channels != 1:
+        raise ValueError("widen_input takes a plain one-input network")
+    wide = LearnedFilter(model.num_blocks, model.channels, in_channels=in_channels)
+    state = dict(model.state_dict())
+    head = state["head.0.weight"]
+    state["head.0.weight"] = torch.cat([head, head.new_zeros(head.shape[0], in_channels - 1, *head.shape[2:])], 1)
+    state["skip.weight"] = wide.skip.weight.detach().clone()
+    wide.load_state_dict(state)
+    return wide.to(head.device)
 
 
 def count_params(model: nn.Module) -> int:

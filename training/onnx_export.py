@@ -17,10 +17,11 @@ OPSET = 17
 
 
 def export_onnx(model, path: Path) -> None:
-    """torch -> ONNX with input ``input`` and output ``output``, dynamic batch, height and width."""
+    """torch -> ONNX with input ``input`` (``[N, in_channels, H, W]``: the luma, then a quantizer plane for
+    two-input models) and output ``output`` (``[N, 1, H, W]``), dynamic batch, height and width."""
     import torch
 
-    dummy = torch.rand(1, 1, 64, 48)
+    dummy = torch.rand(1, getattr(model, "in_channels", 1), 64, 48)
     axes = {0: "N", 2: "H", 3: "W"}
     with atomic_output(path) as tmp:
         torch.onnx.export(model, (dummy,), str(tmp), input_names=["input"], output_names=["output"],
@@ -35,7 +36,8 @@ def check_against_torch(model, path: Path, atol: float = 1e-5) -> float:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     worst = 0.0
     rng = np.random.default_rng(0)
-    for shape in [(1, 1, 37, 53), (2, 1, 120, 96)]:
+    planes = getattr(model, "in_channels", 1)
+    for shape in [(1, planes, 37, 53), (2, planes, 120, 96)]:
         x = rng.random(shape, dtype=np.float32)
         with torch.inference_mode():
             ref = model(torch.from_numpy(x)).numpy()

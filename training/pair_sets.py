@@ -21,14 +21,16 @@ def cached(manifest_path: Path, key: str) -> bool:
 
 
 def load_pairs(directory: Path, packages: set[str] | None = None, exclude: set[str] | None = None,
-               identity: bool = False) -> tuple[list, list[dict]]:
+               identity: bool = False, quantizer: bool = False) -> tuple[list, list[dict]]:
     """(pairs, labels) of a pair set, filtered by package.
 
     Pairs are (clean, degraded) frames: uint8, or uint16 10-bit codes. ``labels[i]`` describes
     ``pairs[i]`` (``clip``, ``package``, ``source``, ``encoder``, ``crf``, ``bits``), so a figure per
     encoder or per clip can never drift from the pairs it describes. Pairs whose round trip changed
     nothing (identity pairs, lossless encodes) are kept only with ``identity=True``: they teach leaving
-    pixels alone but have no PSNR to report.
+    pixels alone but have no PSNR to report. With ``quantizer=True`` each pair is a triple
+    ``(clean, degraded, qp)``: ``qp`` the degraded frame's quantizer map (H.264-equivalent QP per 16x16
+    block, NaN = unknown; ``training.encoding.RoundTrip``), and labels add ``qp_source``.
     """
     manifest_path = directory / "manifest.json"
     try:
@@ -42,11 +44,16 @@ def load_pairs(directory: Path, packages: set[str] | None = None, exclude: set[s
             continue
         with np.load(directory / clip["file"]) as data:
             clean, degraded = data["clean"], data["degraded"]
+            if quantizer and "qp" not in data:
+                raise UsageError(f"{directory} has no quantizer maps (built before they were recorded); rebuild "
+                                 "it with python -m training.codec_pairs --force")
+            qps = data["qp"].astype(np.float32) if quantizer else None
         for i, row in enumerate(clip["samples"]):
             if not identity and np.array_equal(clean[row["clean"]], degraded[i]):
                 continue
             enc = clip["encodes"][row["encode"]]
-            pairs.append((clean[row["clean"]], degraded[i]))
+            pairs.append((clean[row["clean"]], degraded[i]) + ((qps[i],) if qps is not None else ()))
             labels.append({"clip": clip["clip"], "package": clip["package"], "source": clip["source"],
-                           "encoder": enc["encoder"], "crf": enc["crf"], "bits": int(clip.get("bits", 8))})
+                           "encoder": enc["encoder"], "crf": enc["crf"], "bits": int(clip.get("bits", 8)),
+                           "qp_source": enc.get("qp_source", "none")})
     return pairs, labels

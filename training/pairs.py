@@ -12,7 +12,10 @@ import math
 
 import numpy as np
 
-__all__ = ["PairBank", "center_crops", "peak_of"]
+__all__ = ["PairBank", "center_crops", "peak_of", "model_input"]
+
+#: A stored quantizer plane code: H.264-equivalent QP x 4 (0..252); this code means "unknown".
+_QP_UNKNOWN_CODE = 255
 
 
 def peak_of(image: np.ndarray) -> int:
@@ -30,23 +33,34 @@ class PairBank:
         align: crop corners on multiples of this (8 keeps a whole-image JPEG grid where it was).
         augment: apply a random flip/rotation to each crop (for degradations that were not applied
             per flip/rotation already).
+        unknown_share: with quantizer triples ``(clean, degraded, qp)`` (``qp`` the H.264-equivalent
+            QP per 16x16 block, NaN = unknown), the share of crops whose quantizer plane is replaced by
+            ``vsfilter.quantizer.UNKNOWN`` at every draw: one network learns to use the quantizer where
+            it is told and to stay blind-safe where it is not.
     """
 
-    def __init__(self, pairs, device, crop: int, align: int = 1, augment: bool = False) -> None:
+    def __init__(self, pairs, device, crop: int, align: int = 1, augment: bool = False,
+                 unknown_share: float = 0.0) -> None:
         import torch
 
-        kept = [(c, d) for c, d in pairs if min(c.shape) >= crop]
+        kept = [p for p in pairs if min(p[0].shape) >= crop]
         if not kept:
             raise ValueError(f"no training image is at least {crop} px on both sides")
         self.crop, self.align, self.augment, self.device = crop, align, augment, device
+        self.unknown_share = unknown_share
         self.count = len(kept)
-        shapes = np.array([c.shape for c, _ in kept], np.int64)
+        shapes = np.array([p[0].shape for p in kept], np.int64)
         sizes = shapes[:, 0] * shapes[:, 1]
-        wide = any(c.dtype != np.uint8 for c, _ in kept)
+        wide = any(p[0].dtype != np.uint8 for p in kept)
         store = np.int16 if wide else np.uint8
-        self.clean = torch.from_numpy(np.concatenate([c.ravel().astype(store) for c, _ in kept])).to(device)
-        self.degraded = torch.from_numpy(np.concatenate([d.ravel().astype(store) for _, d in kept])).to(device)
-        self.peak = torch.tensor([float(peak_of(c)) for c, _ in kept], dtype=torch.float32, device=device)
+        self.clean = torch.from_numpy(np.concatenate([p[0].ravel().astype(store) for p in kept])).to(device)
+        self.degraded = torch.from_numpy(np.concatenate([p[1].ravel().astype(store) for p in kept])).to(device)
+        self.quantizer = None
+        if len(kept[0]) > 2:
+            self.quantizer = torch.from_numpy(np.concatenate([_qp_codes(p[2], p[0].shape).ravel()
+                                                              for p in kept])).to(device)
+        self.in_channels = 1 if self.quantizer is None else 2
+        self.peak = torch.tensor([float(peak_of(p[0])) for p in kept], dtype=torch.float32, device=device)
         self.offset = torch.from_numpy(np.concatenate([[0], np.cumsum(sizes)[:-1]])).to(device)
         self.height = torch.from_numpy(shapes[:, 0]).to(device)
         self.width = torch.from_numpy(shapes[:, 1]).to(device)
@@ -56,7 +70,8 @@ class PairBank:
         self._ramp = torch.arange(crop, device=device)
 
     def sample(self, batch: int, generator) -> tuple:
-        """(degraded, clean) float32 ``[batch, 1, crop, crop]`` in [0, 1] on the device."""
+        """(degraded, clean) float32 ``[batch, 1, crop, crop]`` in [0, 1] on the device; with quantizer
+        planes the degraded crops are ``[batch, 2, crop, crop]`` (luma, quantizer plane)."""
         import torch
 
         crop, dev = self.crop, self.device
@@ -70,6 +85,10 @@ class PairBank:
         peak = self.peak[image].view(-1, 1, 1, 1)
         x = self.degraded[index].unsqueeze(1).float().div_(peak)
         y = self.clean[index].unsqueeze(1).float().div_(peak)
+        if self.quantizer is not None:
+            x = torch.cat([x, _qp_plane(self.quantizer[index].unsqueeze(1))], 1)
+            blind = torch.rand((batch, 1, 1, 1), device=dev, generator=generator) < self.unknown_share
+            x[:, 1:] = torch.where(blind, torch.full_like(x[:, 1:], _unknown()), x[:, 1:])
         if self.augment:
             x, y = _dihedral_batch(x, y, torch.randint(0, 8, (1,), device=dev, generator=generator))
         return x, y
@@ -91,19 +110,55 @@ def _dihedral_batch(x, y, k):
     return torch.cat([out[0][0], out[1][0]]), torch.cat([out[0][1], out[1][1]])
 
 
+def _unknown() -> float:
+    from vsfilter.quantizer import UNKNOWN
+
+    return UNKNOWN
+
+
+def _qp_codes(qp_blocks: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A per-pixel uint8 code plane of a 16 px block map: round(QP x 4), 255 where unknown."""
+    qp = np.repeat(np.repeat(np.asarray(qp_blocks, np.float32), 16, 0), 16, 1)[: shape[0], : shape[1]]
+    return np.where(np.isnan(qp), _QP_UNKNOWN_CODE, np.clip(np.rint(qp * 4), 0, 252)).astype(np.uint8)
+
+
+def _qp_plane(codes):
+    """The model's quantizer plane (``vsfilter.quantizer``: QP / 51, UNKNOWN) of uint8 codes (a tensor)."""
+    import torch
+
+    from vsfilter.quantizer import PLANE_SCALE
+
+    return torch.where(codes == _QP_UNKNOWN_CODE, torch.full(codes.shape, _unknown(), device=codes.device),
+                       codes.float() / (4 * PLANE_SCALE))
+
+
+def model_input(pair, blind: bool = False) -> np.ndarray:
+    """The model's input ``[1, C, H, W]`` float32 for a stored pair's degraded frame: the luma / peak, and
+    for a triple the quantizer plane (all :data:`~vsfilter.quantizer.UNKNOWN` when ``blind``)."""
+    from vsfilter.quantizer import UNKNOWN, block_plane
+
+    clean, degraded = pair[0], pair[1]
+    luma = degraded.astype(np.float32) / np.float32(peak_of(clean))
+    if len(pair) < 3:
+        return luma[None, None]
+    plane = np.full(luma.shape, UNKNOWN, np.float32) if blind else block_plane(pair[2], *luma.shape)
+    return np.stack([luma, plane])[None]
+
+
 def center_crops(pairs, crop: int, limit: int | None = None):
     """Fixed validation batch: the centre ``crop`` x ``crop`` of each pair (degraded, clean), float32 [0, 1]."""
     xs, ys = [], []
-    for clean, degraded in pairs[:limit]:
+    for pair in pairs[:limit]:
+        clean = pair[0]
         if min(clean.shape) < crop:
             continue
         y, x = (clean.shape[0] - crop) // 2, (clean.shape[1] - crop) // 2
         peak = np.float32(peak_of(clean))
-        xs.append(degraded[y:y + crop, x:x + crop].astype(np.float32) / peak)
+        xs.append(model_input(pair)[0, :, y:y + crop, x:x + crop])
         ys.append(clean[y:y + crop, x:x + crop].astype(np.float32) / peak)
     if not xs:
         raise ValueError(f"no validation image is at least {crop} px on both sides")
-    return np.stack(xs)[:, None], np.stack(ys)[:, None]
+    return np.stack(xs), np.stack(ys)[:, None]
 
 
 def steps_for(seconds: float, rate: float) -> int:

@@ -60,6 +60,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--degradation", choices=["card", "codec"], default="card")
     ap.add_argument("--pairs", type=Path, default=Path("data/codec_pairs"),
                     help="with --degradation codec: the pair set of training.codec_pairs")
+    ap.add_argument("--quantizer", action="store_true",
+                    help="with --degradation codec: a two-input network [luma, quantizer plane] fed each pair's "
+                         "quantizer map (learned_filter_codec_v3); --init of a one-input model is widened")
+    ap.add_argument("--unknown-share", type=float, default=0.3, metavar="FRACTION",
+                    help="with --quantizer: crops whose quantizer plane is 'unknown' (blind-safe training)")
     ap.add_argument("--videos", type=Path, help="folder of videos: the middle frame of each is a sample")
     ap.add_argument("--images", type=Path, help="folder of images")
     ap.add_argument("--konvid-dir", type=Path, default=Path("data/konvid_1k"),
@@ -134,6 +139,10 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--epochs-c3 and --batch-size must be >= 1, --crop >= 16, --num-blocks >= 1")
     if (args.steps is not None and args.steps < 1) or args.qat_steps < 0 or (args.chunk is not None and args.chunk < 1):
         raise UsageError("--steps and --chunk must be >= 1, --qat-steps >= 0")
+    if args.quantizer and args.degradation != "codec":
+        raise UsageError("--quantizer needs codec pairs (--degradation codec): only they record the quantizer")
+    if not 0.0 <= args.unknown_share <= 1.0:
+        raise UsageError("--unknown-share is a fraction: give a value from 0 to 1")
     if args.time_budget is not None and args.time_budget <= 0:
         raise UsageError("--time-budget must be > 0 seconds")
 
@@ -170,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     manifest["final"] = {"val_l1": trainer.history[-1]["val_l1"], **evaluate_full(final, data.val, device)}
     if args.degradation == "codec":
         manifest["final"] |= codec_breakdown(final, data.val, data.val_labels, device)
+        if args.quantizer:
+            manifest["final"]["blind"] = codec_breakdown(final, data.val, data.val_labels, device, blind=True)
     if args.qat_steps:
         manifest["qat"] = run_qat(final, run.bank, data.val, device, paths["out"] / "qat.ckpt",
                                   QATSettings(args.qat_steps, args.qat_lr, args.batch_size, args.seed, args.loss))
@@ -229,7 +240,8 @@ def _setup_device(args: argparse.Namespace):
 
 def _data_spec(args: argparse.Namespace) -> DataSpec:
     return DataSpec(args.degradation, args.images, args.videos, args.konvid_dir, args.pairs, args.crop,
-                    args.val_packages, args.val_fraction, args.seed, args.quiet, tuple(args.train_crf))
+                    args.val_packages, args.val_fraction, args.seed, args.quiet, tuple(args.train_crf),
+                    quantizer=args.quantizer)
 
 
 class _Run:
@@ -243,12 +255,22 @@ class _Run:
 
         self.args, self.device, self.amp, self.data = args, device, amp, data
         card = args.degradation == "card"
-        self.bank = PairBank(data.train, device, args.crop, align=8 if card else 1, augment=not card)
-        val_crop = min(256, args.crop * 2, *(min(c.shape) for c, _ in data.val))
+        self.bank = PairBank(data.train, device, args.crop, align=8 if card else 1, augment=not card,
+                             unknown_share=args.unknown_share if args.quantizer else 0.0)
+        val_crop = min(256, args.crop * 2, *(min(p[0].shape) for p in data.val))
         self.val_x, self.val_y = (torch.from_numpy(a).to(device) for a in center_crops(data.val, val_crop, limit=64))
-        self.model = LearnedFilter(args.num_blocks, args.channels, reparam=args.reparam).to(device)
+        self.in_channels = self.bank.in_channels
+        self.model = LearnedFilter(args.num_blocks, args.channels, reparam=args.reparam,
+                                   in_channels=self.in_channels).to(device)
         self.model = self.model.to(memory_format=torch.channels_last)
         if started_from is not None:
+            if started_from.in_channels != self.in_channels:
+                from .model import widen_input
+
+                if started_from.in_channels != 1:
+                    raise UsageError(f"--init {args.init} takes {started_from.in_channels} input planes; this run "
+                                     f"trains a {self.in_channels}-input network")
+                started_from = widen_input(started_from, self.in_channels)
             self.model.load_state_dict(started_from.state_dict())
         images = len(data.train) // (8 if card else 1)
         self.per_epoch = max(1, math.ceil(images * args.crops_per_image / args.batch_size))
@@ -276,7 +298,8 @@ class _Run:
         if resumed is None:
             return Trainer(self.model, self.bank, schedule)
         state = resumed["train_state"]
-        saved = {k: state["arch"].get(k) for k in ("num_blocks", "channels", "reparam")}
+        saved = {k: state["arch"].get(k, 1 if k == "in_channels" else None)
+                 for k in ("num_blocks", "channels", "reparam", "in_channels")}
         if saved != self.model.arch:
             raise UsageError(f"--resume: {args.output_c3 / 'last.ckpt'} is a {saved} model, not this run's "
                              f"{self.model.arch}")
@@ -290,7 +313,8 @@ class _Run:
         """The EMA weights as a plain (folded) network in eval mode."""
         from .model import LearnedFilter, fold
 
-        avg = LearnedFilter(self.args.num_blocks, self.args.channels, reparam=self.args.reparam).to(self.device)
+        avg = LearnedFilter(self.args.num_blocks, self.args.channels, reparam=self.args.reparam,
+                            in_channels=self.in_channels).to(self.device)
         avg.load_state_dict(trainer.averaged_state())
         return fold(avg).eval()
 
@@ -301,7 +325,7 @@ class _Run:
         with torch.inference_mode():
             return {"epoch": int(epoch) if epoch.is_integer() else round(epoch, 3),
                     "val_l1": float(self.loss_fn(self.averaged(trainer)(self.val_x), self.val_y)),
-                    "val_l1_degraded_input": float(self.loss_fn(self.val_x, self.val_y))}
+                    "val_l1_degraded_input": float(self.loss_fn(self.val_x[:, :1], self.val_y))}
 
     def save(self, trainer: Trainer, path: Path) -> None:
         from .checkpoint import save_checkpoint
@@ -310,7 +334,8 @@ class _Run:
         plain = self.averaged(trainer)
         save_checkpoint(path, {
             "model": {k: v.cpu() for k, v in plain.state_dict().items()},
-            "arch": {"num_blocks": args.num_blocks, "channels": args.channels}, "seed": args.seed,
+            "arch": {"num_blocks": args.num_blocks, "channels": args.channels, "in_channels": self.in_channels},
+            "seed": args.seed,
             "model_id": self.model_id, "epoch": trainer.step, "history": trainer.history,
             "train_state": {**trainer.state(), "arch": self.model.arch, "steps_total": self.schedule.steps}})
 

@@ -149,9 +149,14 @@ def add_scoring_options(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda", "openvino"])
     ap.add_argument("--precision", default="fp32", choices=["auto", "fp32", "tf32", "fp16", "bf16", "int8"])
     ap.add_argument("--vmaf-model", default="vmaf_v0.6.1",
-                    help=f"one of the linked libvmaf's models ({', '.join(builtin_vmaf_models())}), auto (the 4K "
-                         "model for 3840-wide or 2160-high references), or a model file; add :phone for the "
-                         "phone model (e.g. vmaf_v0.6.1:phone). Default vmaf_v0.6.1")
+                    help=f"one of the linked libvmaf's models ({', '.join(builtin_vmaf_models())}), auto (the v0 4K "
+                         "model for 3840-wide or 2160-high references), v1 (VMAF v1 for the reference: 1d5h_2160 "
+                         "from 3840x2160, else 3d0h; _hfr from 47 fps; v1:phone = 5d0h), or a model file (.json); "
+                         "add :phone to a v0 name for the phone model (vmaf_v0.6.1:phone); several, comma-separated, "
+                         "side by side (vmaf_v0.6.1,v1). Default vmaf_v0.6.1")
+    ap.add_argument("--no-10bit", action="store_true",
+                    help="measure VMAF v1 at the inputs' bit depth (default: 8-bit inputs at 10 bits, as Netflix "
+                         "specifies for v1)")
     ap.add_argument("--subsample", type=positive_int, default=1, help="score (and filter) every N-th frame")
     ap.add_argument("--tilesize", type=non_negative_int, default=None,
                     help="vmaf_pre tile size (default: automatic, bounded memory; 0 = whole frames)")
@@ -225,7 +230,8 @@ def options_from_args(args: argparse.Namespace, **extra):
     from .compare.options import CompareOptions
 
     return CompareOptions(model=args.model, device=args.device, precision=args.precision, vmaf_model=args.vmaf_model,
-                          subsample=args.subsample, tilesize=args.tilesize, cambi=not args.no_cambi,
+                          vmaf_10bit=not args.no_10bit, subsample=args.subsample, tilesize=args.tilesize,
+                          cambi=not args.no_cambi,
                           dist_offset=args.dist_offset, find_offset=args.find_offset, **extra)
 
 

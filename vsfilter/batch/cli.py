@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return args
     import vsfilter  # noqa: F401  (openvino before vs.core)
 
-    from ..compare.vmaf_models import parse_vmaf_model
+    from ..compare.scoring import check_vmaf_model
     from ..errors import VsfilterError
     from ..models import resolve_model
     from .manifest import ManifestError, read_manifest
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out.exists() and not args.out.is_dir():
         return fail(PROG, f"--out {args.out} is a file; give a folder")
     try:
-        parse_vmaf_model(args.vmaf_model)
+        check_vmaf_model(args.vmaf_model)
         raw, dist_raw = raw_from_args(args), raw_from_args(args, distorted=True)
         for p in pairs:  # every .yuv needs its geometry
             raw_for(args, p.reference)

@@ -22,9 +22,18 @@ from ..reader.raw import RawFormat, is_raw_path
 from .offset import OffsetCheck, check_offsets
 from .options import OFFSET_SEARCH_DEFAULT, CompareOptions
 from .pipeline import STREAMS, ScoreRange, score_range
-from .scoring import CAMBI_MIN_SIDE, Scores, cambi_runs, check_frame_size, check_vmaf_model, pool
+from .scoring import (
+    CAMBI_MIN_SIDE,
+    Scores,
+    cambi_runs,
+    check_frame_size,
+    check_scoring_size,
+    check_vmaf_model,
+    pix_fmt_for,
+    pool,
+)
 from .verdict import Verdict, judge
-from .vmaf_models import VmafModel, resolve_vmaf_model
+from .vmaf_models import ScoringSpec, resolve_vmaf_models
 
 __all__ = ["CompareError", "CompareOptions", "CompareResult", "RateMismatchError", "SizeMismatchError", "compare",
            "Pair", "open_pair", "score_pair", "pair_record", "result_from_scores", "make_options"]
@@ -37,7 +46,8 @@ class CompareResult:
     Attributes:
         reference, distorted: the input paths.
         model: ``{"id", "sha256", "backend", "precision"}`` of the pre-filter.
-        vmaf_model: the VMAF model used for ``vmaf`` (``auto`` resolved; ``vmaf_neg`` is always
+        vmaf_model: the VMAF model(s) used (``auto`` and ``v1`` resolved; comma-separated when several:
+            the first scores ``vmaf``, each other one a metric named after it; ``vmaf_neg`` is always
             vmaf_v0.6.1neg).
         frames: frames scored.
         pooled: ``{stream: {metric: mean}}`` for ``distorted`` and ``prefiltered``.
@@ -51,6 +61,8 @@ class CompareResult:
         options: the comparison's options (``CompareOptions.describe()``, ``vmaf_model`` and
             ``dist_offset`` as used): what makes a result reusable.
         offset: the offset check (``best`` and PSNR-Y per offset tried), or None when none ran.
+        scoring: how libvmaf measured: ``models`` (name, metric, generation, builtin), ``bits`` (the
+            precision, None = the inputs' own) and ``cambi_encode`` (VMAF v1's CAMBI encode parameters).
     """
 
     reference: str
@@ -69,6 +81,7 @@ class CompareResult:
     verdict: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
     offset: dict | None = None
+    scoring: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -94,7 +107,7 @@ class Pair:
     count: int
     options: CompareOptions
     requested: CompareOptions
-    vmaf: VmafModel
+    vmaf: ScoringSpec
     notes: list[str]
     warnings: list[str]
     offset: OffsetCheck | None = None
@@ -151,7 +164,7 @@ def score_pair(pair: Pair, progress: Callable[[int, int], None] | None = None) -
 def pair_record(pair: Pair) -> dict:
     """What a result records of its pair besides the scores (``result_from_scores``'s ``record``)."""
     return {"model": pair.plan.describe(), "notes": list(pair.notes), "warnings": list(pair.warnings),
-            "vmaf_model": pair.vmaf.name, "options": pair.requested.describe(),
+            "vmaf_model": pair.vmaf.name, "scoring": pair.vmaf.describe(), "options": pair.requested.describe(),
             "offset": None if pair.offset is None else pair.offset.to_dict()}
 
 
@@ -176,7 +189,14 @@ def open_pair(reference, distorted, options: CompareOptions,
         check_frame_size(ref.width, ref.height)
     except VsfilterError as exc:
         raise CompareError(f"reference: {exc}") from None
-    vmaf = resolve_vmaf_model(options.vmaf_model, ref.width, ref.height)
+    try:
+        vmaf = resolve_vmaf_models(options.vmaf_model, ref.width, ref.height, float(ref.fps),
+                                   ref.format.bits_per_sample, options.vmaf_10bit,
+                                   encode=(dist.width, dist.height, dist.format.bits_per_sample))
+        if ref.format.color_family == vs.YUV:
+            check_scoring_size(vmaf, ref.width, ref.height, pix_fmt_for(ref.format, vmaf.bits))
+    except VsfilterError as exc:
+        raise CompareError(str(exc)) from None
     notes: list[str] = []
     warnings: list[str] = []
     requested = options
@@ -227,7 +247,8 @@ def result_from_scores(reference, distorted, record: dict, scores: dict[str, Sco
     result = CompareResult(str(reference), str(distorted), dict(record["model"]), record["vmaf_model"],
                            len(numbers), pooled["mean"], pooled["harmonic_mean"], pooled["min"], pooled["p5"], delta,
                            per_frame, list(record["notes"]), list(record["warnings"]),
-                           options=dict(record["options"]), offset=record.get("offset"))
+                           options=dict(record["options"]), offset=record.get("offset"),
+                           scoring=dict(record.get("scoring") or {}))
     add_verdict(result)
     return result
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..atomic import atomic_write_text
 from .core import CompareResult, Pair
-from .formatting import LABELS, digits, metrics_of
+from .formatting import digits, label, metrics_of
 
 __all__ = ["write_report", "select_frames", "render_report"]
 
@@ -91,7 +91,7 @@ def _num(key: str, value: float, digits: int, sign: bool = False) -> str:
 def _verdict(result: CompareResult) -> str:
     verdict = result.judge()
     kind, text = verdict.kind, verdict.text
-    parts = " &middot; ".join(f"{_e(LABELS[m])} {_num(f'delta.{m}', result.delta[m], digits(m), True)}"
+    parts = " &middot; ".join(f"{_e(label(m))} {_num(f'delta.{m}', result.delta[m], digits(m), True)}"
                               for m in ("psnr_y", "vmaf_neg", "vmaf", "ssim", "cambi") if m in result.delta)
     model = result.model
     return (f'<p class="verdict {kind}"><b>{_e(kind.upper())}</b>: {_e(text)}<br>{parts}</p>'
@@ -104,10 +104,10 @@ def _verdict(result: CompareResult) -> str:
 def _summary(result: CompareResult) -> str:
     rows = ["<tr><th>metric (mean)</th><th>distorted</th><th>prefiltered</th><th>delta</th></tr>"]
     for metric in metrics_of(result.delta):
-        label, n = LABELS[metric], digits(metric)
+        name, n = label(metric), digits(metric)
         a, b = result.pooled["distorted"][metric], result.pooled["prefiltered"][metric]
         cls = "up" if result.delta[metric] > 0 else "down" if result.delta[metric] < 0 else ""
-        rows.append(f"<tr><td>{_e(label)}</td><td>{_num(f'pooled.distorted.{metric}', a, n)}</td>"
+        rows.append(f"<tr><td>{_e(name)}</td><td>{_num(f'pooled.distorted.{metric}', a, n)}</td>"
                     f"<td>{_num(f'pooled.prefiltered.{metric}', b, n)}</td>"
                     f"<td class=\"{cls}\">{_num(f'delta.{metric}', result.delta[metric], n, True)}</td></tr>")
     for name, key in (("VMAF min", "pooled_min"), ("VMAF 5th percentile", "pooled_p5")):
@@ -163,7 +163,7 @@ def _frame_section(result: CompareResult, pair: Pair, index: int, why: str) -> s
     err_p = np.abs(pre.astype(np.int32) - ref)
     y0, x0 = _busiest(np.abs(pre.astype(np.int32) - dist), CROP)
     scores = " &middot; ".join(
-        f"{LABELS[m]} {_num(f'per_frame.{index}.distorted.{m}', row['distorted'][m], digits(m))} &rarr; "
+        f"{label(m)} {_num(f'per_frame.{index}.distorted.{m}', row['distorted'][m], digits(m))} &rarr; "
         f"{_num(f'per_frame.{index}.prefiltered.{m}', row['prefiltered'][m], digits(m))}"
         for m in metrics_of(result.delta))
     panels = [("reference", ref), ("distorted", dist), ("prefiltered", pre)]

@@ -31,9 +31,12 @@ class CompareOptions:
         model: the pre-filter: a registry id or an ``.onnx`` path.
         device: `vmaf_pre` device (``auto``, ``cpu``, ``cuda``, ``openvino``).
         precision: `vmaf_pre` precision.
-        vmaf_model: a built-in libvmaf model (``vmaf_v0.6.1``, ...), ``auto`` (the 4K model for
-            references of 3840x2160 and up), a model file path; ``:phone`` after a name applies
-            libvmaf's phone transform (``vmaf_v0.6.1:phone``).
+        vmaf_model: a built-in libvmaf model (``vmaf_v0.6.1``, ``vmaf_v1.0.16_3d0h``, ...), ``auto`` (the
+            4K model for references of 3840x2160 and up), ``v1`` (the VMAF v1 model for the reference's
+            size and frame rate), a model file path; ``:phone`` after a v0 name applies libvmaf's phone
+            transform (``vmaf_v0.6.1:phone``); several, comma-separated, are scored side by side.
+        vmaf_10bit: measure VMAF v1 at 10 bits when the inputs have fewer (both converted as FFmpeg's
+            ``format=yuv420p10le`` does), as Netflix specifies; False = the inputs' own bit depth.
         subsample: score every n-th frame; only those frames go through the pre-filter.
         threads: libvmaf threads per run and `vmaf_pre` threads; 0 = automatic.
         frames: score at most this many frames.
@@ -54,6 +57,7 @@ class CompareOptions:
     device: str = "auto"
     precision: str = "fp32"
     vmaf_model: str = "vmaf_v0.6.1"
+    vmaf_10bit: bool = True
     subsample: int = 1
     threads: int = 0
     frames: int | None = None

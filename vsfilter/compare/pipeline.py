@@ -8,9 +8,12 @@ A :class:`ScoreRange` scores frames ``[first, stop)`` of aligned clips. For exac
 slice of a longer title (``vsfilter.batch``), libvmaf is also fed ``context`` frames around the slice
 and their scores are dropped: libvmaf's motion feature of frame i compares reference frames i-1 and
 i, and its motion2 is the smaller of frame i's and frame i+1's motion, so a slice needs one reference
-frame before it and one after it to score as the whole file does. With ``subsample = N`` libvmaf
-scores every N-th frame it is fed (counting from the first one fed), so the slice starts on a multiple
-of N and is fed N frames before it, which keeps the scored frames where a whole-file run puts them.
+frame before it and one after it to score as the whole file does. VMAF v1's motion3 looks further
+back (its HFR models difference frames i-2 and i, and it smooths with the previous frame's value), so
+v1 slices are fed :data:`V1_CONTEXT_BEFORE` frames before them. With ``subsample = N`` libvmaf scores
+every N-th frame it is fed (counting from the first one fed), so the slice starts on a multiple of N
+and is fed a multiple of N frames before it, which keeps the scored frames where a whole-file run puts
+them.
 """
 
 from __future__ import annotations
@@ -26,11 +29,13 @@ import vapoursynth as vs
 from ..cpus import cpu_count
 from ..errors import CompareError, VmafError, message_of
 from .scoring import Scores, VmafScorer, pix_fmt_for, vs_to_av
-from .vmaf_models import VmafModel
+from .vmaf_models import ScoringSpec
 
 __all__ = ["STREAMS", "ScoreRange", "score_range", "graphs_at_once", "LIBVMAF_BYTES_PER_PIXEL", "GRAPHS_BYTES"]
 
 STREAMS = ("distorted", "prefiltered")
+#: Frames before a slice that VMAF v1 needs to score it as the whole file does (v0: 1).
+V1_CONTEXT_BEFORE = 4
 _TIME_BASE = Fraction(1, 1000)
 
 #: libvmaf's memory per graph and pixel: the extractors of VMAF, of VMAF NEG (its own ADM and VIF)
@@ -53,7 +58,7 @@ class ScoreRange:
 
     Attributes:
         first, stop: the frames whose scores are wanted, ``[first, stop)``.
-        vmaf_model: the resolved VMAF model.
+        spec: the resolved VMAF models and the precision they are measured at.
         subsample: score every N-th frame (frame numbers that are multiples of N).
         threads: libvmaf threads per graph; 0 = half the cores each.
         context: feed libvmaf the frames around ``[first, stop)`` needed for whole-file scores.
@@ -62,7 +67,7 @@ class ScoreRange:
 
     first: int
     stop: int
-    vmaf_model: VmafModel
+    spec: ScoringSpec
     subsample: int = 1
     threads: int = 0
     context: bool = False
@@ -75,7 +80,9 @@ def feed_range(rng: ScoreRange, length: int) -> tuple[int, int]:
         return rng.first, rng.stop
     if rng.first % rng.subsample:
         raise ValueError(f"a slice starting at frame {rng.first} is not aligned to subsample={rng.subsample}")
-    return max(0, rng.first - rng.subsample), min(length, rng.stop + 1)
+    need = V1_CONTEXT_BEFORE if rng.spec.generation >= 1 else 1
+    before = -(-need // rng.subsample) * rng.subsample
+    return max(0, rng.first - before), min(length, rng.stop + 1)
 
 
 def score_range(ref: vs.VideoNode, dist: vs.VideoNode, pre: vs.VideoNode, rng: ScoreRange,
@@ -87,7 +94,7 @@ def score_range(ref: vs.VideoNode, dist: vs.VideoNode, pre: vs.VideoNode, rng: S
     one stream each; ``progress`` then counts the frames of both passes.
     """
     start, end = feed_range(rng, ref.num_frames)
-    pix_fmt = pix_fmt_for(ref.format)
+    pix_fmt = pix_fmt_for(ref.format, rng.spec.bits)
     ref = ref[start:end]
     clips = {"distorted": dist[start:end], "prefiltered": pre[start:end]}
     passes = [STREAMS] if graphs_at_once(ref.width, ref.height) >= len(STREAMS) else [(s,) for s in STREAMS]
@@ -118,7 +125,7 @@ def _score_pass(ref: vs.VideoNode, clips: dict[str, vs.VideoNode], pix_fmt: str,
     scorers: dict[str, VmafScorer] = {}
     try:
         for stream in clips:
-            scorers[stream] = VmafScorer(ref.width, ref.height, pix_fmt, _TIME_BASE, rng.vmaf_model,
+            scorers[stream] = VmafScorer(ref.width, ref.height, pix_fmt, _TIME_BASE, rng.spec,
                                          rng.subsample, threads, rng.cambi)
         feeder = _Feeder(scorers, inline=rng.threads == 1,
                          depth=max(1, min(8, QUEUE_BYTES // (2 * frame_bytes))))

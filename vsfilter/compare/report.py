@@ -10,7 +10,7 @@ from pathlib import Path
 from ..atomic import atomic_open, atomic_write_text
 from ..errors import CompareError
 from .core import CompareResult
-from .formatting import LABELS, metrics_of, number
+from .formatting import LABELS, label, metrics_of, number
 from .pipeline import STREAMS
 
 __all__ = ["LABELS", "table", "write", "write_json", "write_csv", "write_plot", "to_json", "JSON_SCHEMA_VERSION"]
@@ -23,7 +23,7 @@ def table(result: CompareResult) -> str:
     rows = [("metric (mean)", "distorted", "prefiltered", "delta")]
     for metric in metrics_of(result.delta):
         a, b = result.pooled["distorted"][metric], result.pooled["prefiltered"][metric]
-        rows.append((LABELS[metric], number(metric, a), number(metric, b), number(metric, b - a, sign=True)))
+        rows.append((label(metric), number(metric, a), number(metric, b), number(metric, b - a, sign=True)))
     for name, pooled in (("VMAF min", result.pooled_min), ("VMAF 5th pct", result.pooled_p5)):
         a, b = pooled["distorted"]["vmaf"], pooled["prefiltered"]["vmaf"]
         rows.append((name, number("vmaf", a), number("vmaf", b), number("vmaf", b - a, sign=True)))
@@ -72,10 +72,10 @@ def write_plot(result: CompareResult, path: Path) -> None:
     fig = Figure(figsize=(10, 4.5), dpi=100)
     ax = fig.subplots()
     styles = {"distorted": ("tab:gray", "distorted"), "prefiltered": ("tab:blue", "prefiltered")}
-    for stream, (color, label) in styles.items():
-        ax.plot(frames, [r[stream]["vmaf"] for r in result.per_frame], color=color, lw=1.6, label=f"VMAF {label}")
+    for stream, (color, stream_name) in styles.items():
+        ax.plot(frames, [r[stream]["vmaf"] for r in result.per_frame], color=color, lw=1.6, label=f"VMAF {stream_name}")
         ax.plot(frames, [r[stream]["vmaf_neg"] for r in result.per_frame], color=color, lw=1.2, ls="--",
-                label=f"VMAF NEG {label}")
+                label=f"VMAF NEG {stream_name}")
     ax.set_xlabel("frame")
     ax.set_ylabel("score")
     ax.set_title(f"{Path(result.distorted).name} vs {Path(result.reference).name} "

@@ -22,13 +22,14 @@ import numpy as np
 import vapoursynth as vs
 
 from ..errors import VmafError
-from .vmaf_models import VmafModel, escape_path, resolve_vmaf_model
+from .vmaf_models import ScoringSpec, check_model_files, escape_path, parse_vmaf_models
 
 __all__ = ["METRICS", "CAMBI", "MIN_SIZE", "VmafError", "VmafScorer", "Scores", "pix_fmt_for", "metrics_for",
            "cambi_runs", "CAMBI_MIN_SIDE",
-           "vs_to_av", "check_vmaf_model", "check_frame_size", "pool"]
+           "vs_to_av", "check_vmaf_model", "check_frame_size", "pool", "check_scoring_size"]
 
-#: Our metric name -> libvmaf's per-frame key: what every comparison scores.
+#: Our metric name -> libvmaf's per-frame key: what every comparison scores (each VMAF model after the
+#: first adds a metric of its own: ``ScoringSpec.labels``).
 METRICS = {"vmaf": "vmaf", "vmaf_neg": "vmaf_neg", "psnr_y": "psnr_y", "ssim": "float_ssim"}
 #: Banding (libvmaf's CAMBI: 0 = none, higher = more visible banding, up to 24), scored when asked.
 CAMBI = {"cambi": "cambi"}
@@ -41,9 +42,11 @@ def cambi_runs(width: int, height: int) -> bool:
     return max(width, height) >= CAMBI_MIN_SIDE
 
 
-def metrics_for(cambi: bool) -> dict[str, str]:
-    """The metrics a comparison scores: :data:`METRICS`, plus :data:`CAMBI` when ``cambi``."""
-    return METRICS | CAMBI if cambi else dict(METRICS)
+def metrics_for(cambi: bool, spec: ScoringSpec | None = None) -> dict[str, str]:
+    """The metrics a comparison scores: :data:`METRICS` (with a metric per extra VMAF model of ``spec``),
+    plus :data:`CAMBI` when ``cambi``."""
+    metrics = dict(METRICS) if spec is None else spec.labels() | {k: v for k, v in METRICS.items() if k != "vmaf"}
+    return metrics | CAMBI if cambi else metrics
 
 
 #: Smallest width and height libvmaf's extractors handle: at 16 pixels on either side (2x2 and 7x5
@@ -67,21 +70,28 @@ def pool(values: list[float]) -> dict[str, float]:
             "min": float(arr.min()), "p5": float(np.percentile(arr, 5))}
 
 
-def pix_fmt_for(fmt: vs.VideoFormat) -> str:
-    """The FFmpeg pixel format of a planar YUV VapourSynth format libvmaf accepts."""
+def pix_fmt_for(fmt: vs.VideoFormat, bits: int | None = None) -> str:
+    """The FFmpeg pixel format of a planar YUV VapourSynth format libvmaf accepts (at ``bits`` bits
+    per sample when given: :func:`vs_to_av` shifts the samples up)."""
     if fmt.color_family != vs.YUV or fmt.sample_type != vs.INTEGER:
         raise VmafError(f"libvmaf needs integer YUV, got {fmt.name}")
     sub = {(1, 1): "420", (1, 0): "422", (0, 0): "444"}.get((fmt.subsampling_w, fmt.subsampling_h))
-    if sub is None or fmt.bits_per_sample not in (8, 10, 12, 16):
+    depth = max(bits or 0, fmt.bits_per_sample)
+    if sub is None or depth not in (8, 10, 12, 16):
         raise VmafError(f"libvmaf cannot score {fmt.name}")
-    return f"yuv{sub}p" + ("" if fmt.bits_per_sample == 8 else f"{fmt.bits_per_sample}le")
+    return f"yuv{sub}p" + ("" if depth == 8 else f"{depth}le")
 
 
 def vs_to_av(frame: vs.VideoFrame, pix_fmt: str, pts: int, time_base: Fraction) -> av.VideoFrame:
-    """Copy a planar VapourSynth frame into a new PyAV frame."""
+    """Copy a planar VapourSynth frame into a new PyAV frame of ``pix_fmt``; a deeper ``pix_fmt`` gets the
+    samples shifted up, as FFmpeg's ``format=yuv420p10le`` converts 8-bit video (``x << 2``)."""
     out = av.VideoFrame(frame.width, frame.height, pix_fmt)
+    bits = frame.format.bits_per_sample
+    shift = (int(pix_fmt[-4:-2]) if pix_fmt.endswith("le") else 8) - bits
     for p, plane in enumerate(out.planes):
         src = np.asarray(frame[p])
+        if shift:
+            src = src.astype(np.uint16) << shift
         dst = np.frombuffer(plane, dtype=src.dtype).reshape(-1, plane.line_size // src.itemsize)
         dst[: src.shape[0], : src.shape[1]] = src
     out.pts, out.time_base = pts, time_base
@@ -89,22 +99,57 @@ def vs_to_av(frame: vs.VideoFrame, pix_fmt: str, pts: int, time_base: Fraction) 
 
 
 def check_vmaf_model(vmaf_model: str) -> None:
-    """Fail early (before decoding anything) when libvmaf cannot load ``vmaf_model`` (``auto`` and
-    ``:phone`` included; see ``vmaf_models``)."""
-    model = resolve_vmaf_model(vmaf_model, 176, 144)
-    if model.builtin:
-        return  # the linked libvmaf listed it
-    scorer = VmafScorer(176, 144, "yuv420p", Fraction(1, 25), model, subsample=1, threads=1)
-    try:
-        frame = av.VideoFrame(176, 144, "yuv420p")
+    """Fail early (before decoding anything) when a name of ``vmaf_model`` is unknown or libvmaf cannot
+    load one of its model files (``auto``, ``v1``, ``:phone`` and lists included; see ``vmaf_models``)."""
+    parse_vmaf_models(vmaf_model)
+    check_model_files(vmaf_model)
+
+
+#: Frames of at least this many pixels never meet VMAF v1's size limits (its SpEED features work on
+#: frames downscaled 4-16x and refuse what becomes empty: vmaf_v1.0.16_3d0h_2160 needs 640x360,
+#: _5d0h 480x270, the others 320x180); smaller ones are test-scored once before decoding anything.
+V1_PROBE_BELOW = 1280 * 720
+
+
+def check_scoring_size(spec: ScoringSpec, width: int, height: int, pix_fmt: str) -> None:
+    """Fail early when libvmaf cannot score ``spec``'s models at ``width`` x ``height``: one frame pair
+    of that size is scored (VMAF v1 on frames below :data:`V1_PROBE_BELOW` pixels), in a child process
+    (libvmaf crashes when a context whose feature failed to start is freed), and what libvmaf said
+    becomes a :class:`VmafError`."""
+    import base64
+    import pickle
+    import subprocess
+    import sys
+
+    if spec.generation < 1 or width * height >= V1_PROBE_BELOW:
+        return
+    arg = base64.b64encode(pickle.dumps((spec, width, height, pix_fmt))).decode()
+    code = "import sys; from vsfilter.compare.scoring import _probe; sys.exit(_probe(sys.argv[1]))"
+    proc = subprocess.run([sys.executable, "-c", code, arg], capture_output=True, text=True, timeout=120)
+    if proc.returncode == 0:
+        return
+    said = [line for line in proc.stderr.splitlines() if line.startswith("libvmaf ERROR")]
+    why = " ".join((said[0] if said else f"exit {proc.returncode}").split()).removeprefix("libvmaf ERROR ")
+    raise VmafError(f"libvmaf cannot score VMAF model {spec.name} on {width}x{height} frames ({why}); use a "
+                    "larger reference or another model (vmaf_v0.6.1 scores any size from 17x17)")
+
+
+def _probe(arg: str) -> int:
+    """The child of :func:`check_scoring_size`: 0 when two frame pairs score."""
+    import base64
+    import pickle
+
+    spec, width, height, pix_fmt = pickle.loads(base64.b64decode(arg))
+    scorer = VmafScorer(width, height, pix_fmt, Fraction(1, 1000), spec)
+    for n in range(2):
+        frame = av.VideoFrame(width, height, pix_fmt)
         for plane in frame.planes:
-            np.frombuffer(plane, np.uint8)[:] = 128
+            data = np.frombuffer(plane, np.uint16 if pix_fmt.endswith("le") else np.uint8)
+            data[:] = 64 + (np.arange(data.size) * (n + 7)) % 97
+        frame.pts, frame.time_base = n * 40, Fraction(1, 1000)
         scorer.push(frame, frame)
-        scorer.close()
-    except VmafError:
-        raise
-    except Exception:
-        raise VmafError(f"libvmaf could not load VMAF model {vmaf_model!r}") from None
+    scorer.close()
+    return 0
 
 
 @dataclass
@@ -122,20 +167,24 @@ class VmafScorer:
 
     Args:
         width, height, pix_fmt, time_base: the format of both inputs.
-        vmaf_model: the resolved VMAF model.
+        spec: the resolved VMAF models (``pix_fmt`` is already at the precision it asks for).
         subsample: score every n-th frame (libvmaf's ``n_subsample``).
         threads: libvmaf worker threads; 0 = none: libvmaf scores in the thread that pushes frames.
         cambi: also score banding (libvmaf's ``cambi`` feature).
     """
 
-    def __init__(self, width: int, height: int, pix_fmt: str, time_base: Fraction, vmaf_model: VmafModel,
+    def __init__(self, width: int, height: int, pix_fmt: str, time_base: Fraction, spec: ScoringSpec,
                  subsample: int = 1, threads: int = 0, cambi: bool = False) -> None:
         check_frame_size(width, height)
-        self._metrics = metrics_for(cambi)
+        self._metrics = metrics_for(cambi, spec)
+        if cambi:
+            self._metrics["cambi"] = spec.cambi_key()
         fd, self._log = tempfile.mkstemp(prefix="vsfilter-vmaf-", suffix=".json")
         os.close(fd)
-        features = "name=psnr|name=float_ssim" + ("|name=cambi" if cambi else "")
-        args = (f"model={vmaf_model.option()}:feature={features}:log_fmt=json:"
+        # Banding is judged as v1's own CAMBI judges it: told the encode's native size and bit depth.
+        cambi_options = "".join(f"\\:{k}={v}" for k, v in spec.cambi_encode)
+        features = "name=psnr|name=float_ssim" + (f"|name=cambi{cambi_options}" if cambi else "")
+        args = (f"model={spec.option()}:feature={features}:log_fmt=json:"
                 f"log_path={escape_path(self._log)}:n_threads={threads}:n_subsample={subsample}:shortest=1")
         self._graph = graph = av.filter.Graph()
         self._dist = graph.add_buffer(width=width, height=height, format=pix_fmt, time_base=time_base)
@@ -149,7 +198,7 @@ class VmafScorer:
             graph.configure()
         except av.error.FFmpegError as exc:
             self._cleanup()
-            raise VmafError(f"libvmaf could not start with model {vmaf_model.name!r} ({exc.strerror})") from None
+            raise VmafError(f"libvmaf could not start with model {spec.name!r} ({exc.strerror})") from None
 
     def push(self, dist: av.VideoFrame, ref: av.VideoFrame) -> None:
         """Score one frame pair (libvmaf works on it in its own threads)."""

@@ -1,0 +1,81 @@
+"""One quantizer scale for every codec: what the decoder says of how coarsely a block was quantized, as
+the H.264-equivalent QP of an 8-bit stream, and the plane a quantizer-conditioned model is fed.
+
+The common unit is the quantizer *step size*, written as the H.264 QP that has that step at 8 bits
+(H.264's step doubles every 6 QP: ``step = 2 ** ((qp - 4) / 6)``, 1.0 at QP 4):
+
+- **H.264** and **HEVC**: the QP itself; FFmpeg reports high-bit-depth QPs with the bit-depth offset
+  added (QP' = QP + 6 x (bits - 8): 42 for CRF 30 at 10 bits), which is removed;
+- **VP9** and **AV1** ``qindex`` (0-255): the luma AC step of the codec's 8-bit lookup table
+  (``ac_qlookup``, 4 at qindex 0 up to 1828 at 255), over 8 (their transforms carry 3 more bits than
+  H.264's), so qindex 255 maps to QP 51 and qindex 0 to -2 (clamped to 0);
+- **MPEG-2** ``quantiser_scale`` (1-112): a step of ``quantiser_scale`` (QP 4 + 6 log2(scale)).
+
+The model's plane is ``qp / 51`` (0 = lossless, 1 = H.264's coarsest), or :data:`UNKNOWN` where
+nothing tells the quantizer (HEVC, AV1, raw video, other sources): the network was trained to act
+blind-safe on that value.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["KINDS", "PLANE_SCALE", "UNKNOWN", "qp_equivalent", "plane_value", "VP9_AC_QLOOKUP"]
+
+#: The quantizer kinds a QP is reported in (the ``QPKind`` frame prop of :func:`vsfilter.source`).
+KINDS = ("h264", "hevc", "vp9", "av1", "mpeg2")
+#: H.264-equivalent QP that maps to a plane value of 1.0.
+PLANE_SCALE = 51.0
+#: The quantizer plane's value where the quantizer is not known.
+UNKNOWN = -1.0
+
+#: VP9's (and AV1's) 8-bit luma AC dequantizer per qindex (the specifications' ``ac_qlookup``).
+VP9_AC_QLOOKUP = np.array([4, *range(8, 103), *range(104, 153, 2), *range(155, 204, 3), *range(207, 256, 4),
+                           *range(260, 306, 5), *range(311, 360, 6), *range(366, 409, 7), *range(416, 457, 8),
+                           465, 474, 483, 492, 501, 510, 520, 530, 540, 550, 560, 571, 582, 593, 604, 615, 627,
+                           639, 651, 663, 676, 689, 702, 715, 729, 743, 757, 771, 786, 801, 816, 832, 848, 864,
+                           881, 898, 915, 933, 951, 969, 988, 1007, 1026, 1046, 1066, 1087, 1108, 1129, 1151,
+                           1173, 1196, 1219, 1243, 1267, 1292, 1317, 1343, 1369, 1396, 1423, 1451, 1479, 1508,
+                           1537, 1567, 1597, 1628, 1660, 1692, 1725, 1759, 1793, 1828], dtype=np.float64)
+assert VP9_AC_QLOOKUP.size == 256
+
+
+def qp_equivalent(kind: str, value, bits: int = 8):
+    """The H.264-equivalent 8-bit QP (float, >= 0) of a quantizer ``value`` (a number or an array).
+
+    Args:
+        kind: one of :data:`KINDS`.
+        value: the codec's own quantizer as FFmpeg exports it (QP', qindex or quantiser_scale).
+        bits: the stream's luma bit depth (H.264/HEVC QPs carry its offset).
+    """
+    v = np.asarray(value, dtype=np.float64)
+    if kind in ("h264", "hevc"):
+        out = v - 6.0 * (bits - 8)
+    elif kind in ("vp9", "av1"):
+        step = VP9_AC_QLOOKUP[np.clip(np.rint(v), 0, 255).astype(np.int64)] / 8.0
+        out = 4.0 + 6.0 * np.log2(step)
+    elif kind == "mpeg2":
+        out = 4.0 + 6.0 * np.log2(np.maximum(v, 1.0))
+    else:
+        raise ValueError(f"unknown quantizer kind {kind!r}; kinds are {', '.join(KINDS)}")
+    out = np.maximum(out, 0.0)
+    return float(out) if out.ndim == 0 else out
+
+
+def plane_value(qp: float | None) -> float:
+    """The quantizer plane's value for an H.264-equivalent QP (None: :data:`UNKNOWN`)."""
+    if qp is None or (isinstance(qp, float) and math.isnan(qp)):
+        return UNKNOWN
+    return float(qp) / PLANE_SCALE
+
+
+def block_plane(qp_blocks: np.ndarray, height: int, width: int, block: int = 16) -> np.ndarray:
+    """The per-pixel quantizer plane (float32 ``height`` x ``width``) of a block map of H.264-equivalent
+    QPs (``block`` x ``block`` pixels each, NaN = unknown): ``qp / 51``, :data:`UNKNOWN` where NaN."""
+    qp = np.asarray(qp_blocks, dtype=np.float32)
+    plane = np.repeat(np.repeat(qp, block, axis=0), block, axis=1)[:height, :width]
+    if plane.shape != (height, width):
+        raise ValueError(f"a {qp.shape[1]}x{qp.shape[0]} map of {block} px blocks does not cover {width}x{height}")
+    return np.where(np.isnan(plane), np.float32(UNKNOWN), plane / np.float32(PLANE_SCALE)).astype(np.float32)
