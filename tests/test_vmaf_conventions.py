@@ -201,12 +201,12 @@ def test_cambi_and_the_phone_model_equal_the_ffmpeg_cli(shifted, tmp_path):
 
 
 def test_vmaf_model_auto_and_names(tmp_path):
-    from vsfilter.compare.vmaf_models import builtin_vmaf_models, resolve_vmaf_model
+    from vsfilter.compare.vmaf_models import builtin_vmaf_models, resolve_vmaf_models
     from vsfilter.errors import VmafError
 
     assert {"vmaf_v0.6.1", "vmaf_v0.6.1neg", "vmaf_4k_v0.6.1"} <= set(builtin_vmaf_models())
-    assert resolve_vmaf_model("auto", 3840, 2160).name == "vmaf_4k_v0.6.1"
-    assert resolve_vmaf_model("auto", 1920, 1080).name == "vmaf_v0.6.1"
-    assert resolve_vmaf_model("auto:phone", 640, 360).name == "vmaf_v0.6.1:phone"
+    assert resolve_vmaf_models("auto", 3840, 2160).name == "vmaf_4k_v0.6.1"
+    assert resolve_vmaf_models("auto", 1920, 1080).name == "vmaf_v0.6.1"
+    assert resolve_vmaf_models("auto:phone", 640, 360).name == "vmaf_v0.6.1:phone"
     with pytest.raises(VmafError, match="unknown VMAF model"):
-        resolve_vmaf_model("vmaf_v9", 64, 64)
+        resolve_vmaf_models("vmaf_v9", 64, 64)

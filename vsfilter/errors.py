@@ -13,7 +13,8 @@ import threading
 from collections import OrderedDict
 
 __all__ = ["VsfilterError", "BackendError", "ModelError", "SourceError", "CompareError", "VmafError", "FrameError",
-           "OptionError", "RateMismatchError", "SizeMismatchError", "ManifestError", "BatchError", "UsageError",
+           "OptionError", "RateMismatchError", "SizeMismatchError", "ManifestError", "BatchError", "RdError",
+           "UsageError",
            "vs_error", "cause_of", "message_of"]
 
 
@@ -73,6 +74,11 @@ class ManifestError(VsfilterError, ValueError):
 
 class BatchError(VsfilterError):
     """A batch cannot run as asked (output folder, scheduler); the message names the fix."""
+
+
+class RdError(VsfilterError, ValueError):
+    """A rate-distortion curve that BD-rate cannot be computed on (the message names the ladder and why),
+    or a ladder that cannot be made."""
 
 
 class UsageError(VsfilterError, ValueError):

@@ -24,7 +24,7 @@ from ..atomic import atomic_write_text
 from .core import CompareResult, Pair
 from .formatting import digits, label, metrics_of
 
-__all__ = ["write_report", "select_frames", "render_report"]
+__all__ = ["write_report", "select_frames", "render_report", "PAGE_CSS"]
 
 #: Panel width of the overview images (pixels); the crops are shown 1:1 (and at 2x, pixelated).
 PANEL_WIDTH = 380
@@ -73,7 +73,7 @@ def render_report(result: CompareResult, pair: Pair) -> str:
         *frames,
     ])
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{_e(title)}</title>"
-            f"<style>{_CSS}</style></head><body>\n{body}\n</body></html>\n")
+            f"<style>{PAGE_CSS}</style></head><body>\n{body}\n</body></html>\n")
 
 
 # ----------------------------------------------------------------------------------------- pieces
@@ -235,7 +235,8 @@ def _png(image: np.ndarray) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-_CSS = """
+#: The page style every vsfilter HTML report shares (compare's page, rd's page).
+PAGE_CSS = """
 body{font:15px/1.4 system-ui,sans-serif;margin:24px;color:#222;max-width:1400px}
 h1{font-size:20px;margin:0 0 8px} h2{font-size:17px;margin:24px 0 8px} h3{font-size:15px;margin:8px 0}
 .verdict{font-size:17px;padding:10px 14px;border-radius:6px;margin:8px 0}
