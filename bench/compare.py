@@ -7,7 +7,9 @@ vmaf_pre(dist) into that ffmpeg's libvmaf (examples/vmaf_pipeline.sh's command).
 the machine's core count as ``n_threads``, and the same vmaf_pre device and precision as compare.
 Prints both wall times and the ratio compare / stock (goal <= 0.8), compare scoring what the stock
 tools score (no CAMBI); then what CAMBI on both streams (compare's default) costs: the time with it
-over the time without, in the same run. The pair is generated once.
+over the time without, in the same run; then what VMAF v1 costs (``--vmaf-model v1``: measured at 10
+bits, CAMBI inside the model) and both generations side by side (``vmaf_v0.6.1,v1``), over the
+default v0.6.1, in the same run. ``--skip-stock`` leaves the stock tools out. The pair is generated once.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--skip-stock", action="store_true", help="time compare's own variants only")
     args = ap.parse_args()
     import imageio_ffmpeg
 
@@ -80,8 +83,9 @@ def main() -> int:
     if openvino_runtime_library():
         env["LD_PRELOAD"] = openvino_runtime_library()
     start = time.perf_counter()
-    subprocess.run(raw, check=True)
-    subprocess.run(pipe, shell=True, check=True, env=env)
+    if not args.skip_stock:
+        subprocess.run(raw, check=True)
+        subprocess.run(pipe, shell=True, check=True, env=env)
     stock = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -90,16 +94,26 @@ def main() -> int:
     start = time.perf_counter()
     compare(ref, dist, device=args.device, precision=args.precision, cambi=True)
     with_cambi = time.perf_counter() - start
+    v1_times = {}
+    for spec in ("v1", "vmaf_v0.6.1,v1"):
+        start = time.perf_counter()
+        compare(ref, dist, device=args.device, precision=args.precision, cambi=True, vmaf_model=spec)
+        v1_times[spec] = time.perf_counter() - start
     from bench_env import describe_machine
 
     print(describe_machine())
     print(f"1920x1080, {result.frames} frames, vmaf_pre {result.model['backend']} {result.model['precision']}, "
           f"{cores} cores")
-    print(f"  stock tools, one after the other (ffmpeg libvmaf raw; vspipe | ffmpeg libvmaf): {stock:6.2f} s")
+    if not args.skip_stock:
+        print(f"  stock tools, one after the other (ffmpeg libvmaf raw; vspipe | ffmpeg libvmaf): {stock:6.2f} s")
     print(f"  python -m vsfilter.compare (both scores, pipelined):                          {ours:6.2f} s")
-    print(f"  ratio compare / stock: {ours / stock:.2f} (goal <= 0.8)")
+    if not args.skip_stock:
+        print(f"  ratio compare / stock: {ours / stock:.2f} (goal <= 0.8)")
     print(f"  compare with CAMBI on both streams (the default): {with_cambi:6.2f} s = {with_cambi / ours:.2f}x "
           "without")
+    for spec, seconds in v1_times.items():
+        print(f"  --vmaf-model {spec} (with CAMBI): {seconds:6.2f} s = {seconds / with_cambi:.2f}x the default "
+              "vmaf_v0.6.1")
     return 0
 
 

@@ -53,6 +53,8 @@ def main() -> int:
     ap.add_argument("--sizes", nargs="+", default=["3840x2160", "7680x4320"])
     ap.add_argument("--frames", type=int, default=6)
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--vmaf-model", default=None, help="also measure the default tiling with this VMAF model (v1)")
+    ap.add_argument("--skip-whole", action="store_true", help="leave the whole-frame runs out")
     args = ap.parse_args()
     print(describe_machine())
     for size in args.sizes:
@@ -60,9 +62,15 @@ def main() -> int:
         ref, dist = make_pair(w, h, args.frames)
         common = [str(ref), str(dist), "--device", args.device]
         auto_mib, auto_s = peak(common)
-        whole_mib, whole_s = peak([*common, "--tilesize", "0"])
-        print(f"{size}, {args.frames} frames, vmaf_pre on {args.device}: automatic tiling {auto_mib:,.0f} MiB "
-              f"({auto_s:.1f} s); whole frames {whole_mib:,.0f} MiB ({whole_s:.1f} s)")
+        line = f"{size}, {args.frames} frames, vmaf_pre on {args.device}: automatic tiling {auto_mib:,.0f} MiB " \
+               f"({auto_s:.1f} s)"
+        if not args.skip_whole:
+            whole_mib, whole_s = peak([*common, "--tilesize", "0"])
+            line += f"; whole frames {whole_mib:,.0f} MiB ({whole_s:.1f} s)"
+        if args.vmaf_model:
+            v1_mib, v1_s = peak([*common, "--vmaf-model", args.vmaf_model])
+            line += f"; --vmaf-model {args.vmaf_model} {v1_mib:,.0f} MiB ({v1_s:.1f} s)"
+        print(line)
     return 0
 
 

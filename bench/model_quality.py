@@ -15,6 +15,9 @@
 3. The noise probe: flat fields at several levels with Gaussian noise of sigma 1, 2, 3 codes: the
    share of the noise the model keeps (100% = left alone).
 4. ``--int8 MODEL``: the same real encodes through OpenVINO INT8 and bf16: mean gain vs fp32.
+5. BD-rate (``vsfilter.rd.bd_rate``, pchip) of each model's prefiltered stream against the raw one over
+   x264 (CRF 22-40), x265 (CRF 24-42) and SVT-AV1 (CRF 30-60) ladders of 4 encodes of each clip, for
+   PSNR-Y and VMAF NEG: the mean over clips and the worst clip (``--skip-bd`` leaves it out).
 
 A benchmark: it prints (and with ``--json`` writes) and asserts nothing. Models are registry ids or paths.
 """
@@ -48,6 +51,10 @@ GOOD = {"x264 crf22": ("libx264", {"crf": "22", "preset": "medium"}),
         "x265 crf24": ("libx265", {"crf": "24", "preset": "medium", "x265-params": X265}),
         "svtav1 crf30": ("libsvtav1", {"crf": "30", "preset": "8"})}
 HARM_DB = 0.05
+#: The ladders of the BD-rate section: encoder -> (options, CRFs).
+LADDERS = {"x264": ("libx264", {"preset": "medium"}, (22, 28, 34, 40)),
+           "x265": ("libx265", {"preset": "medium", "x265-params": X265}, (24, 30, 36, 42)),
+           "svtav1": ("libsvtav1", {"preset": "8"}, (30, 40, 50, 60))}
 
 
 def held_out_photos(photos: Path) -> list[Path]:
@@ -158,6 +165,50 @@ def noise_probe(models: list[str]) -> dict:
     return out
 
 
+def bd_rates(models: list[str], clips: dict[str, np.ndarray], tmp: Path) -> dict:
+    """model -> ladder -> {clip: {metric: BD-rate %}}, printed as the mean over clips and the worst clip."""
+    from vsfilter.compare import compare
+    from vsfilter.errors import RdError
+    from vsfilter.rd import bd_rate, video_bitrate
+
+    print("\n5. BD-rate of the prefiltered stream against the raw one (%, negative = fewer bits for the same "
+          "quality): " + "; ".join(f"{k} CRF {','.join(map(str, v[2]))}" for k, v in LADDERS.items()))
+    ladders: dict[str, dict[str, tuple[Path, list[Path]]]] = {}
+    for i, (name, clip) in enumerate(clips.items()):
+        height, width = clip.shape[1:]
+        ref = encode_luma(tmp / f"bd_ref{i}.mkv", clip, "ffv1", {}, width, height)
+        for ladder, (codec, options, crfs) in LADDERS.items():
+            encodes = [encode_luma(tmp / f"bd{i}_{ladder}_{crf}.mkv", clip, codec, options | {"crf": str(crf)},
+                                   width, height) for crf in crfs]
+            ladders.setdefault(ladder, {})[name] = (ref, encodes)
+    out: dict = {}
+    for model in models:
+        print(f"  {model}")
+        for ladder, per_clip in ladders.items():
+            rows = {}
+            for name, (ref, encodes) in per_clip.items():
+                rates = [video_bitrate(e).bitrate_kbps for e in encodes]
+                results = [compare(ref, e, model=model, device="cpu", cambi=False, find_offset=0) for e in encodes]
+                row = {}
+                for metric in ("psnr_y", "vmaf_neg"):
+                    raw = [(r, res.pooled["distorted"][metric]) for r, res in zip(rates, results)]
+                    pre = [(r, res.pooled["prefiltered"][metric]) for r, res in zip(rates, results)]
+                    try:
+                        row[metric] = bd_rate(raw, pre)
+                    except RdError as exc:
+                        row[metric] = None
+                        print(f"    {ladder} {name}: {metric}: {exc}")
+                rows[name] = row
+            out.setdefault(model, {})[ladder] = rows
+            parts = []
+            for metric in ("psnr_y", "vmaf_neg"):
+                values = {k: v[metric] for k, v in rows.items() if v[metric] is not None}
+                worst = max(values, key=values.__getitem__)
+                parts.append(f"{metric} {np.mean(list(values.values())):+.2f}% (worst {worst} {values[worst]:+.2f}%)")
+            print(f"    {ladder:7s} " + "; ".join(parts))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="+", default=["learned_filter_v1", "learned_filter_codec_v1",
@@ -168,6 +219,7 @@ def main() -> int:
     ap.add_argument("--clips", nargs="*", help="real clips by name (default: all)")
     ap.add_argument("--int8", help="also score this model with OpenVINO INT8 and bf16")
     ap.add_argument("--skip-card", action="store_true")
+    ap.add_argument("--skip-bd", action="store_true", help="leave the BD-rate ladders out")
     ap.add_argument("--json", type=Path, help="write every figure here")
     args = ap.parse_args()
     from bench_env import describe_machine
@@ -186,6 +238,8 @@ def main() -> int:
             for precision in ("int8", "bf16"):
                 label = f"{args.int8} ({precision}, OpenVINO)"
                 results["models"][label] = report(label, score(args.int8, pairs, "openvino", precision))
+        if not args.skip_bd:
+            results["bd_rate"] = bd_rates(args.models, clips, Path(tmp))
     results["noise_probe"] = noise_probe(args.models)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1) + "\n")

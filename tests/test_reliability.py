@@ -69,8 +69,25 @@ def long_pair(tmp_path_factory):
     return encode_pair(tmp_path_factory.mktemp("long"), frames=400, width=640, height=360, crf=36)
 
 
+@pytest.fixture()
+def busy_cores(request):
+    """Both cores kept busy by other processes while the test runs (when the parameter says so)."""
+    if not request.param:
+        yield False
+        return
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)]
+    try:
+        yield True
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
+
+
+@pytest.mark.parametrize("busy_cores", [False, True], indirect=True, ids=["idle", "loaded"])
 @pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_interrupt_while_scoring_ends_fast_and_clean(long_pair, tmp_path, sig, code):
+def test_interrupt_while_scoring_ends_fast_and_clean(long_pair, tmp_path, sig, code, busy_cores):
+    """Ctrl-C and SIGTERM end compare within a second, the two cores idle or loaded by other processes."""
     ref, dist = long_pair
     tmp = tmp_path / "tmp"
     tmp.mkdir()
@@ -92,7 +109,8 @@ def test_interrupt_while_scoring_ends_fast_and_clean(long_pair, tmp_path, sig, c
     except subprocess.TimeoutExpired:
         child.kill()
         pytest.fail("compare did not end within 5 s of the signal")
-    assert time.monotonic() - sent < 5
+    took = time.monotonic() - sent
+    assert took < 1.0, f"compare took {took:.2f} s to end after the signal ({'loaded' if busy_cores else 'idle'})"
     assert child.returncode == code, err
     assert err.strip().splitlines() == ["compare: interrupted"], err
     assert out.read_text() == "keep"

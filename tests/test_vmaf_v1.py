@@ -236,3 +236,38 @@ def test_a_size_v1_cannot_score_is_refused_before_decoding(encode_pair, tmp_path
                         "learned_filter_codec_v2")
     assert proc.returncode == 2 and "SpEED: image too small" in proc.stderr and "320x180" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_batch_scores_v1_in_exact_chunks_and_resumes_by_its_settings(encode_pair, tmp_path):
+    """VMAF v1's motion looks 2 frames back (HFR) and smooths over the previous frame: chunks of 4 frames
+    must still score every frame as the whole file does; another v1 setting is scored again."""
+    from media import held_out_clip
+
+    ref = held_out_clip(tmp_path / "bikes.mkv", frames=12, half=False)  # real motion: every frame's motion differs
+    dist = encode_luma_frames(tmp_path / "bikes.mp4", _lumas(ref), "libx264", {"crf": "32"})
+    models = "vmaf_v1.0.16_hfr_3d0h,vmaf_v0.6.1,vmaf_v1.0.16_3d0h"
+    manifest = tmp_path / "m.csv"
+    manifest.write_text(f"id,reference,distorted\np,{ref},{dist}\n")
+    out = tmp_path / "out"
+    base = [sys.executable, "-m", "vsfilter.batch", str(manifest), "--out", str(out), "--workers", "1",
+            "--chunk-frames", "4", "--model", "learned_filter_codec_v2", "--device", "cpu", "--vmaf-model", models]
+    proc = subprocess.run(base, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((out / "p.json").read_text())
+    whole = compare(ref, dist, model="learned_filter_codec_v2", device="cpu", vmaf_model=models)
+    assert doc["scoring"] == whole.scoring and doc["frames"] == whole.frames == 12
+    for a, b in zip(doc["per_frame"], whole.per_frame, strict=True):
+        for stream in ("distorted", "prefiltered"):
+            for metric, value in b[stream].items():
+                assert abs(a[stream][metric] - value) <= 1e-4, (a["frame"], stream, metric)
+    again = subprocess.run([*base, "--no-10bit"], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "(0 from an earlier run)" in again.stdout, again.stdout
+    assert json.loads((out / "p.json").read_text())["scoring"]["bits"] is None
+
+
+def _lumas(path: Path) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [np.frombuffer(f.planes[0], np.uint8).reshape(-1, f.planes[0].line_size)[: f.height, : f.width].copy()
+                for f in container.decode(video=0)]

@@ -105,6 +105,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--qat-lr", type=float, default=1e-4)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = all cores")
     ap.add_argument("--resume", action="store_true", help="continue from OUTPUT/last.ckpt")
+    ap.add_argument("--stop-after", type=float, metavar="SECONDS",
+                    help="stop at the first chunk end after SECONDS (the state is saved; continue with --resume): "
+                         "a long run in session-sized parts")
     ap.add_argument("--force", action="store_true", help="overwrite an existing run in --output-c3")
     ap.add_argument("--manifest-out", type=Path, help="default: OUTPUT/train_konvid.manifest.json")
     ap.add_argument("--quiet", action="store_true")
@@ -143,6 +146,8 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--quantizer needs codec pairs (--degradation codec): only they record the quantizer")
     if not 0.0 <= args.unknown_share <= 1.0:
         raise UsageError("--unknown-share is a fraction: give a value from 0 to 1")
+    if args.stop_after is not None and args.stop_after < 0:
+        raise UsageError("--stop-after must be >= 0 seconds")
     if args.time_budget is not None and args.time_budget <= 0:
         raise UsageError("--time-budget must be > 0 seconds")
 
@@ -172,7 +177,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"(input {row['val_l1_degraded_input']:.5f}) {row['seconds']:.1f}s", flush=True)
 
     started = time.monotonic()
-    trainer.run(on_chunk=save, validate=run.validate)
+    deadline = None if args.stop_after is None else started + args.stop_after
+    trainer.run(on_chunk=save, validate=run.validate, deadline=deadline)
+    if trainer.step < run.schedule.steps:
+        if not args.quiet:
+            print(f"stopped at step {trainer.step}/{run.schedule.steps} (--stop-after); continue with --resume: "
+                  f"{paths['ckpt']}", flush=True)
+        return 0
     manifest["train_seconds"] = round(time.monotonic() - started, 1)
     manifest["epochs"] = trainer.history
     final = run.averaged(trainer)

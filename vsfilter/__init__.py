@@ -6,9 +6,11 @@ Public API:
     compare         -- the compare package: compare.compare(ref, dist) scores dist and prefiltered dist
                        against ref with libvmaf (CLI: python -m vsfilter.compare); CompareOptions holds
                        a comparison's options, CompareResult its scores
+    rd              -- the rd package: rd.bd_rate / rd.bd_quality of (rate, quality) curves, rd.run_rd for
+                       encoder ladders (CLI: python -m vsfilter.rd); bd_rate and bd_quality are here too
     ORT_CPU, ORT_CUDA, TORCH_CUDA, OpenVINO, Precision -- backend choices
     resolve_model, load_registry, model_dir -- the model registry
-    VsfilterError   -- the root of every error vsfilter raises
+    VsfilterError   -- the root of every error vsfilter raises (RdError: a curve BD-rate rejects)
 
 Names are imported on first use, so ``import vsfilter`` stays cheap (no libvmaf, no ONNX Runtime);
 it does import the ``openvino`` package when installed, before anything touches ``vs.core`` (see
@@ -50,31 +52,36 @@ _EXPORTS = {
     "CompareOptions": ".compare",
     "RawFormat": ".reader",
     "openvino_runtime_library": "._openvino",
+    "bd_rate": ".rd",
+    "bd_quality": ".rd",
+    "RdError": ".errors",
 }
 
 __all__ = [  # noqa: RUF022 (grouped as the docstring lists them)
     "vmaf_pre", "source", "RawFormat", "compare", "CompareOptions", "CompareResult",
     "ORT_CPU", "ORT_CUDA", "TORCH_CUDA", "OpenVINO", "Precision",
     "ModelSpec", "load_registry", "model_dir", "resolve_model",
-    "VsfilterError", "BackendError", "ModelError", "SourceError", "CompareError",
+    "rd", "bd_rate", "bd_quality",
+    "VsfilterError", "BackendError", "ModelError", "SourceError", "CompareError", "RdError",
     "openvino_runtime_library",
 ]
-assert set(__all__) == {"compare", *_EXPORTS}
+assert set(__all__) == {"compare", "rd", *_EXPORTS}
 
 if TYPE_CHECKING:  # pragma: no cover
-    from . import compare
+    from . import compare, rd
     from ._openvino import openvino_runtime_library
     from .backends import ORT_CPU, ORT_CUDA, TORCH_CUDA, OpenVINO, Precision
     from .compare import CompareOptions, CompareResult
-    from .errors import BackendError, CompareError, ModelError, SourceError, VsfilterError
+    from .errors import BackendError, CompareError, ModelError, RdError, SourceError, VsfilterError
     from .filter import vmaf_pre
     from .models import ModelSpec, load_registry, model_dir, resolve_model
+    from .rd import bd_quality, bd_rate
     from .reader import RawFormat, source
 
 
 def __getattr__(name: str) -> Any:
-    if name == "compare":
-        return importlib.import_module(".compare", __name__)
+    if name in ("compare", "rd"):
+        return importlib.import_module(f".{name}", __name__)
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'vsfilter' has no attribute {name!r}")

@@ -13,6 +13,7 @@ from .backends.base import sample_converters
 from .errors import FrameError, ModelError, OptionError, VsfilterError, vs_error
 from .models import ModelSpec
 from .plan import FilterPlan, plan_filter
+from .quantizer import frame_plane
 from .tiling import even_tile, filter_tiled, normalize_pair
 
 __all__ = ["vmaf_pre", "AUTO_TILE_PIXELS", "AUTO_TILE_SIZE"]
@@ -51,6 +52,7 @@ def vmaf_pre(
     num_streams: int | None = None,
     tile_batch: int = 1,
     backend: Backend | None = None,
+    quantizer: float | str | None = None,
 ) -> vs.VideoNode:
     """Filter the luma (and optionally chroma) of ``clip`` with a learned ONNX filter.
 
@@ -60,7 +62,11 @@ def vmaf_pre(
     copied bit-exact unless ``chroma=True``, and each frame gets the props ``VmafPreModel``,
     ``VmafPreSha256``, ``VmafPreBackend`` and ``VmafPrePrecision``. A gated model (a registry row with
     a ``gate``, see ``vsfilter.gate``) runs its network only on the frames its gate judges to be poor
-    encodes and passes the others unchanged (props ``VmafPreApplied`` 0/1 and ``VmafPreGate``).
+    encodes and passes the others unchanged (props ``VmafPreApplied`` 0/1 and ``VmafPreGate``). A
+    two-input model (``[N,2,H,W]``: learned_filter_codec_v3) is fed each frame's quantizer plane besides
+    the luma, built from the QP props :func:`vsfilter.source` sets where the decoder exports them
+    (H.264, MPEG-2, VP9; ``vsfilter.quantizer``), else the model's "unknown" value; chroma planes get
+    the luma's plane subsampled.
 
     Args:
         clip: GRAY or YUV clip, 8-16 bit integer or 16/32 bit float, constant format and size.
@@ -86,18 +92,25 @@ def vmaf_pre(
         tile_batch: tiles sent to the model per call when tiling.
         backend: a backend dataclass (``ORT_CPU(...)``, ``ORT_CUDA(...)``, ``TORCH_CUDA(...)``,
             ``OpenVINO(...)``) instead of ``device``/``threads``/``num_streams``.
+        quantizer: two-input models only: None = each frame's QP props; an H.264-equivalent QP (0-63)
+            for every frame (for users who know better: how hard to restore); ``"unknown"`` = as if no
+            quantizer were known (blind).
 
     Returns:
         The filtered clip.
     """
     _check_clip(clip)
     _check_options(threads, num_streams, tile_batch)
+    _check_quantizer(quantizer)
     try:
         plan = plan_filter(model, device=device, backend=backend, precision=precision, threads=threads,
                            num_streams=num_streams)
         tiles = _tiling(tilesize, overlap, plan, clip)
         runner = plan.create_runner()
         _check_output_shape(plan.spec, runner)
+        if quantizer is not None and plan.spec.planes < 2:
+            raise OptionError(f"quantizer= is for two-input models (luma and quantizer plane); {plan.spec.id} "
+                              "takes the luma only: leave quantizer unset")
     except VsfilterError as exc:
         raise vs_error("vmaf_pre", exc) from None
 
@@ -109,6 +122,8 @@ def vmaf_pre(
              PROP_PRECISION: info["precision"]}
 
     gate = plan.spec.gate
+    two_planes = plan.spec.planes == 2
+    bits = fmt.bits_per_sample
 
     def filter_frame(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
         out = f.copy()
@@ -118,8 +133,10 @@ def vmaf_pre(
             if gate is not None:
                 run, probability = gate.selects(np.asarray(f[0]), peak or 1.0)
                 extra = {PROP_APPLIED: int(run), PROP_GATE: probability}
+            qplane = frame_plane(f.props, f.width, f.height, bits, quantizer) if two_planes and run else None
             for p in planes if run else ():
-                np.copyto(np.asarray(out[p]), _run_plane(runner, np.asarray(f[p]), peak, tiles, tile_batch))
+                side = None if qplane is None else _subsampled(qplane, np.asarray(f[p]).shape)
+                np.copyto(np.asarray(out[p]), _run_plane(runner, np.asarray(f[p]), peak, tiles, tile_batch, side))
         except Exception as exc:  # runtime failures become a frame error naming the frame
             raise vs_error("vmaf_pre", FrameError(f"frame {n}: {type(exc).__name__}: {exc}")) from None
         out.props.update(props | extra)
@@ -193,13 +210,21 @@ def _tiling(tilesize, overlap, plan: FilterPlan, clip: vs.VideoNode) -> Tiles | 
     return tile, over
 
 
+def _check_quantizer(quantizer: object) -> None:
+    if quantizer is None or quantizer == "unknown":
+        return
+    if isinstance(quantizer, bool) or not isinstance(quantizer, int | float) or not 0 <= quantizer <= 63:
+        raise vs_error("vmaf_pre", OptionError(f"quantizer must be an H.264-equivalent QP from 0 to 63, 'unknown' "
+                                               f"or None (the frames' QP props), got {quantizer!r}"))
+
+
 def _check_output_shape(spec: ModelSpec, runner: Runner) -> None:
     """One tiny probe inference when the graph does not state that output size = input size."""
     if spec.same_shape:
         return
     side = max(16, 2 * spec.receptive_radius + 5)
     try:
-        out = runner(np.zeros((1, 1, side, side + 3), np.float32))
+        out = runner(np.zeros((1, spec.planes, side, side + 3), np.float32))
     except Exception as exc:  # the runtime's own message, on one line
         raise ModelError(f"{spec.id} fails on a {side + 3}x{side} probe frame: "
                          f"{str(exc).strip().splitlines()[0][:200]}") from None
@@ -211,9 +236,24 @@ def _check_output_shape(spec: ModelSpec, runner: Runner) -> None:
 # ----------------------------------------------------------------------------------------- frames
 
 
-def _run_plane(runner: Runner, plane: np.ndarray, peak: int | None, tiles: Tiles | None, tile_batch: int) -> np.ndarray:
-    """One plane through the model, in its own sample format; tiled planes convert tile by tile."""
-    if tiles is None:
+def _run_plane(runner: Runner, plane: np.ndarray, peak: int | None, tiles: Tiles | None, tile_batch: int,
+               qplane: np.ndarray | None = None) -> np.ndarray:
+    """One plane through the model, in its own sample format; tiled planes convert tile by tile. A
+    two-input model gets ``qplane`` (its quantizer plane, cut with the plane's tiles) as its second input."""
+    if qplane is None and tiles is None:
         return runner.filter_plane(plane, peak)
     to_float, from_float = sample_converters(plane.dtype, peak)
-    return filter_tiled(plane, runner, tiles[0], tiles[1], tile_batch, to_float, from_float, plane.dtype)
+    extra = None if qplane is None else qplane[None]
+    if tiles is None:
+        assert extra is not None
+        return from_float(runner(np.concatenate([to_float(plane)[None], extra])[None])[0, 0])
+    return filter_tiled(plane, runner, tiles[0], tiles[1], tile_batch, to_float, from_float, plane.dtype,
+                        extra=extra)
+
+
+def _subsampled(qplane: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """The quantizer plane of a plane of ``shape`` (a subsampled chroma plane takes every n-th value)."""
+    if qplane.shape == shape:
+        return qplane
+    sy, sx = -(-qplane.shape[0] // shape[0]), -(-qplane.shape[1] // shape[1])
+    return np.ascontiguousarray(qplane[::sy, ::sx][: shape[0], : shape[1]])

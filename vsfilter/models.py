@@ -55,6 +55,8 @@ class ModelSpec:
             only matters when INT8 is asked for.
         gate: the per-frame gate of a gated registry model (the network runs on the frames it selects,
             the others pass unchanged; see ``vsfilter.gate``), else None.
+        planes: input planes: 1 (``[N,1,H,W]``: the luma) or 2 (``[N,2,H,W]``: the luma and the quantizer
+            plane of ``vsfilter.quantizer``, as learned_filter_codec_v3 takes them).
     """
 
     id: str
@@ -69,6 +71,7 @@ class ModelSpec:
     same_shape: bool = True
     int8_error: str | None = None
     gate: Gate | None = None
+    planes: int = 1
 
     @property
     def identity(self) -> str:
@@ -215,7 +218,7 @@ def _spec_from_registry(entry: dict, directory: Path, verify: bool) -> ModelSpec
 
 
 @functools.lru_cache(maxsize=32)
-def _graph_facts(path: Path, mtime_ns: int) -> tuple[str, str, int, str | None, bool]:
+def _graph_facts(path: Path, mtime_ns: int) -> tuple[str, str, int, str | None, bool, int]:
     try:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # onnx raises DecodeError, OSError, ...
@@ -226,14 +229,14 @@ def _graph_facts(path: Path, mtime_ns: int) -> tuple[str, str, int, str | None, 
     if len(inputs) != 1 or len(graph.output) != 1:
         raise ModelError(
             f"{path.name} has {len(inputs)} inputs and {len(graph.output)} outputs; "
-            "vmaf_pre needs one input [N,1,H,W] and one output of the same shape"
+            "vmaf_pre needs one input [N,1,H,W] (or [N,2,H,W]: luma and quantizer) and one output [N,1,H,W]"
         )
-    for value in (inputs[0], graph.output[0]):
+    for value, allowed in ((inputs[0], (1, 2, None)), (graph.output[0], (1, None))):
         dims = _dims(value)
-        if len(dims) != 4 or dims[1] not in (1, None):
+        if len(dims) != 4 or dims[1] not in allowed:
             raise ModelError(
                 f"{path.name}: {value.name!r} has shape {_shape_text(dims)}; vmaf_pre needs [N,1,H,W] in "
-                "and the same shape out (a single-channel image model)"
+                "(or [N,2,H,W]: the luma and a quantizer plane) and [N,1,H,W] out (a single-channel image model)"
             )
     in_dims, out_dims = _dims(inputs[0]), _dims(graph.output[0])
     for axis in (2, 3):
@@ -245,7 +248,7 @@ def _graph_facts(path: Path, mtime_ns: int) -> tuple[str, str, int, str | None, 
             )
     radius, nonlocal_op = receptive_radius(graph)
     same = all(_same_dim(a, b) for a, b in zip(_dim_names(inputs[0])[2:], _dim_names(graph.output[0])[2:]))
-    return inputs[0].name, graph.output[0].name, radius, nonlocal_op, same
+    return inputs[0].name, graph.output[0].name, radius, nonlocal_op, same, in_dims[1] or 1
 
 
 def _dim_names(value: onnx.ValueInfoProto) -> list[str | int | None]:
@@ -259,8 +262,9 @@ def _same_dim(a: str | int | None, b: str | int | None) -> bool:
 
 def _spec_from_file(path: Path, *, model_id: str, sha: str, int8_path: Path | None = None,
                     int8_sha: str | None = None) -> ModelSpec:
-    input_name, output_name, radius, nonlocal_op, same = _graph_facts(path.resolve(), path.stat().st_mtime_ns)
-    return ModelSpec(model_id, path, sha, input_name, output_name, radius, int8_path, int8_sha, nonlocal_op, same)
+    input_name, output_name, radius, nonlocal_op, same, planes = _graph_facts(path.resolve(), path.stat().st_mtime_ns)
+    return ModelSpec(model_id, path, sha, input_name, output_name, radius, int8_path, int8_sha, nonlocal_op, same,
+                     planes=planes)
 
 
 def _dims(value: onnx.ValueInfoProto) -> list[int | None]:

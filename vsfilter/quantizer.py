@@ -22,7 +22,8 @@ import math
 
 import numpy as np
 
-__all__ = ["KINDS", "PLANE_SCALE", "UNKNOWN", "qp_equivalent", "plane_value", "VP9_AC_QLOOKUP"]
+__all__ = ["KINDS", "PLANE_SCALE", "UNKNOWN", "qp_equivalent", "plane_value", "VP9_AC_QLOOKUP", "block_plane",
+           "side_data_props", "frame_plane", "PROP_MEAN", "PROP_KIND", "PROP_BLOCK", "PROP_MAP", "PROP_MAP_WIDTH"]
 
 #: The quantizer kinds a QP is reported in (the ``QPKind`` frame prop of :func:`vsfilter.source`).
 KINDS = ("h264", "hevc", "vp9", "av1", "mpeg2")
@@ -76,6 +77,63 @@ def block_plane(qp_blocks: np.ndarray, height: int, width: int, block: int = 16)
     QPs (``block`` x ``block`` pixels each, NaN = unknown): ``qp / 51``, :data:`UNKNOWN` where NaN."""
     qp = np.asarray(qp_blocks, dtype=np.float32)
     plane = np.repeat(np.repeat(qp, block, axis=0), block, axis=1)[:height, :width]
-    if plane.shape != (height, width):
+    if plane.shape != (height, width):  # a map of another frame size: refuse rather than stretch
         raise ValueError(f"a {qp.shape[1]}x{qp.shape[0]} map of {block} px blocks does not cover {width}x{height}")
     return np.where(np.isnan(plane), np.float32(UNKNOWN), plane / np.float32(PLANE_SCALE)).astype(np.float32)
+
+
+# ------------------------------------------------------------------ frame props (vsfilter.source)
+
+#: The frame props :func:`vsfilter.source` sets from the decoder's quantizer side data: the frame's mean
+#: QP in the codec's own scale, the codec's QP kind, the block size of the map (0: one QP for the frame),
+#: the map (block QPs, row-major, codec scale) and its width in blocks.
+PROP_MEAN, PROP_KIND, PROP_BLOCK, PROP_MAP, PROP_MAP_WIDTH = "QPMean", "QPKind", "QPBlockSize", "QPMap", "QPMapWidth"
+#: FFmpeg's ``AVVideoEncParamsType`` -> our kind.
+_SIDE_DATA_KINDS = {0: "vp9", 1: "h264", 2: "mpeg2"}
+
+
+def side_data_props(params, width: int) -> dict:
+    """The QP frame props of a decoded frame's ``VIDEO_ENC_PARAMS`` side data (PyAV's ``VideoEncParams``)
+    for a frame ``width`` pixels wide, or {} for a codec type this scale does not know.
+
+    H.264 and MPEG-2 give a QP per 16x16 macroblock (the block size is the frame width over the map's
+    columns, rounded up: PyAV's ``block_size`` is the size of FFmpeg's block record, not of a block);
+    VP9 one per frame (its segment deltas are not exported)."""
+    kind = _SIDE_DATA_KINDS.get(int(params.codec_type))
+    if kind is None:
+        return {}
+    if not params.nb_blocks:
+        return {PROP_MEAN: float(params.qp), PROP_KIND: kind, PROP_BLOCK: 0}
+    qmap = np.asarray(params.qp_map())
+    cols = int(qmap.shape[1])
+    return {PROP_MEAN: float(qmap.mean()), PROP_KIND: kind, PROP_BLOCK: -(-width // cols),
+            PROP_MAP: qmap.astype(np.int64).ravel().tolist(), PROP_MAP_WIDTH: cols}
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def frame_plane(props, width: int, height: int, bits: int, override: float | str | None = None) -> np.ndarray:
+    """The quantizer plane (float32 ``height`` x ``width``) a two-input model is fed for one frame.
+
+    Args:
+        props: the frame's props (``QPKind``, ``QPMean``, ``QPBlockSize``, ``QPMap``, ``QPMapWidth`` as
+            :func:`vsfilter.source` sets them); without them the plane is :data:`UNKNOWN`.
+        width, height: the plane's size.
+        bits: the stream's bit depth (H.264 QPs carry its offset).
+        override: an H.264-equivalent QP for every pixel, or ``"unknown"``; None = from the props.
+    """
+    if isinstance(override, str):
+        return np.full((height, width), UNKNOWN, np.float32)
+    if override is not None:
+        return np.full((height, width), plane_value(float(override)), np.float32)
+    if PROP_KIND not in props or PROP_MEAN not in props:
+        return np.full((height, width), UNKNOWN, np.float32)
+    kind = _text(props[PROP_KIND])
+    block = int(props.get(PROP_BLOCK, 0))
+    if block and PROP_MAP in props:
+        cols = int(props[PROP_MAP_WIDTH])
+        qmap = np.asarray(props[PROP_MAP], dtype=np.float64).reshape(-1, cols)
+        return block_plane(qp_equivalent(kind, qmap, bits), height, width, block)
+    return np.full((height, width), plane_value(qp_equivalent(kind, float(props[PROP_MEAN]), bits)), np.float32)

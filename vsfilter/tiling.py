@@ -85,7 +85,8 @@ def _same(x: np.ndarray) -> np.ndarray:
 def filter_tiled(plane: np.ndarray, run: Callable[[np.ndarray], np.ndarray],
                  tile: tuple[int, int], overlap: tuple[int, int], batch: int = 1,
                  to_model: Callable[[np.ndarray], np.ndarray] = _same,
-                 from_model: Callable[[np.ndarray], np.ndarray] = _same, out_dtype=np.float32) -> np.ndarray:
+                 from_model: Callable[[np.ndarray], np.ndarray] = _same, out_dtype=np.float32,
+                 extra: np.ndarray | None = None) -> np.ndarray:
     """Run ``run`` over ``plane`` (H x W) tile by tile and return the stitched output.
 
     Samples are converted to and from the model's scale per tile, so no whole-frame float copy of
@@ -100,6 +101,8 @@ def filter_tiled(plane: np.ndarray, run: Callable[[np.ndarray], np.ndarray],
         to_model: elementwise samples -> float32 model input (identity for float planes).
         from_model: elementwise model output -> output samples.
         out_dtype: the output's dtype.
+        extra: float32 planes (``C x H x W``) fed to the model after the converted plane, cut with it
+            (a two-input model's quantizer plane): ``run`` then gets ``[N,1+C,h,w]``.
     """
     height, width = plane.shape
     rows = plan_axis(height, tile[1], overlap[1])
@@ -109,7 +112,11 @@ def filter_tiled(plane: np.ndarray, run: Callable[[np.ndarray], np.ndarray],
 
     def flush() -> None:
         stack = np.stack([plane[r.start:r.start + r.size, c.start:c.start + c.size] for r, c in pending])
-        result = run(to_model(stack)[:, None])
+        batch = to_model(stack)[:, None]
+        if extra is not None:
+            more = np.stack([extra[:, r.start:r.start + r.size, c.start:c.start + c.size] for r, c in pending])
+            batch = np.concatenate([batch, more.astype(np.float32, copy=False)], axis=1)
+        result = run(batch)
         for (r, c), tile_out in zip(pending, result[:, 0]):
             out[r.own0:r.own1, c.own0:c.own1] = from_model(tile_out[r.own0 - r.start:r.own1 - r.start,
                                                                     c.own0 - c.start:c.own1 - c.start])

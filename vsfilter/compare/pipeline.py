@@ -42,14 +42,20 @@ _TIME_BASE = Fraction(1, 1000)
 #: and of SSIM hold ~59 bytes a pixel (measured: a 7680x4320 graph with n_threads=0 peaked 1.9 GiB
 #: above its inputs; VMAF alone 0.9, NEG's extractors 0.7, SSIM 0.3); each libvmaf thread adds copies.
 LIBVMAF_BYTES_PER_PIXEL = 60
+#: What CAMBI adds per pixel (measured at 3840x2160: compare's peak 2.61 GB with both graphs at once,
+#: 1.79 GB one after the other, i.e. ~100 B/px per graph with CAMBI), and VMAF v1 at 10 bits on top
+#: (its CAMBI, SpEED and ADM3 extractors on 16-bit pictures: 2.93 GB with both graphs).
+CAMBI_BYTES_PER_PIXEL = 40
+V1_BYTES_PER_PIXEL = 25
 #: Both streams are scored in one pass (two graphs at once) while their graphs fit this; larger frames
-#: (above ~13 megapixels: 5K, 8K) take two passes, one graph at a time: the reference and distorted
-#: files are decoded twice, the filter runs once. 3840x2160 (2 x 1.0 GB) stays in one pass.
+#: take two passes, one graph at a time: the reference and distorted files are decoded twice, the filter
+#: runs once. With CAMBI (the default) that is from ~7.7 megapixels: 3840x2160 takes two passes (peak
+#: 1.79 GB instead of 2.61 GB, ~1.2x the time); 2560x1440 stays in one.
 GRAPHS_BYTES = 1536 << 20
 #: Frames waiting for each libvmaf graph, and frames VapourSynth renders ahead per clip, are bounded
-#: in bytes (and by 8 frames, and the core's threads): at 8K one frame each.
-QUEUE_BYTES = 128 << 20
-PREFETCH_BYTES = 128 << 20
+#: in bytes (and by 8 frames, and the core's threads): at 4K two frames, at 8K one.
+QUEUE_BYTES = 64 << 20
+PREFETCH_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,8 @@ def score_range(ref: vs.VideoNode, dist: vs.VideoNode, pre: vs.VideoNode, rng: S
     pix_fmt = pix_fmt_for(ref.format, rng.spec.bits)
     ref = ref[start:end]
     clips = {"distorted": dist[start:end], "prefiltered": pre[start:end]}
-    passes = [STREAMS] if graphs_at_once(ref.width, ref.height) >= len(STREAMS) else [(s,) for s in STREAMS]
+    at_once = graphs_at_once(ref.width, ref.height, rng.cambi, rng.spec.generation >= 1)
+    passes = [STREAMS] if at_once >= len(STREAMS) else [(s,) for s in STREAMS]
     total = ref.num_frames * len(passes)
     results: dict[str, Scores] = {}
     for i, streams in enumerate(passes):
@@ -107,9 +114,11 @@ def score_range(ref: vs.VideoNode, dist: vs.VideoNode, pre: vs.VideoNode, rng: S
     return {s: _keep(results[s], start, rng.first, rng.stop) for s in STREAMS}
 
 
-def graphs_at_once(width: int, height: int) -> int:
-    """How many libvmaf graphs of ``width`` x ``height`` frames fit :data:`GRAPHS_BYTES` (at least 1)."""
-    return max(1, GRAPHS_BYTES // (LIBVMAF_BYTES_PER_PIXEL * width * height))
+def graphs_at_once(width: int, height: int, cambi: bool = False, v1: bool = False) -> int:
+    """How many libvmaf graphs of ``width`` x ``height`` frames fit :data:`GRAPHS_BYTES` (at least 1),
+    with CAMBI and with VMAF v1 models in them."""
+    per_pixel = LIBVMAF_BYTES_PER_PIXEL + CAMBI_BYTES_PER_PIXEL * cambi + V1_BYTES_PER_PIXEL * v1
+    return max(1, GRAPHS_BYTES // (per_pixel * width * height))
 
 
 def _score_pass(ref: vs.VideoNode, clips: dict[str, vs.VideoNode], pix_fmt: str, rng: ScoreRange,
@@ -132,9 +141,13 @@ def _score_pass(ref: vs.VideoNode, clips: dict[str, vs.VideoNode], pix_fmt: str,
         feeder.run(ref, clips, pix_fmt, progress, prefetch=max(1, min(vs.core.num_threads,
                                                                        PREFETCH_BYTES // frame_bytes)))
         return {s: scorers[s].close() for s in clips}
-    except BaseException:
+    except Exception:
         for scorer in scorers.values():
             scorer.abort()
+        raise
+    except BaseException:  # Ctrl-C, SIGTERM: the process ends now; freeing libvmaf would wait for its frames
+        for scorer in scorers.values():
+            scorer.discard()
         raise
 
 
@@ -235,8 +248,12 @@ class _Feeder:
         except vs.Error as exc:
             self.stop.set()
             raise CompareError(message_of(exc) or " ".join(str(exc).split())) from None
-        except BaseException:
+        except Exception:
             self.stop.set()
+            raise
+        except BaseException:  # an interruption: leave the scoring threads to the process's end
+            self.stop.set()
+            workers = []
             raise
         finally:
             for t in workers:

@@ -254,6 +254,11 @@ class VmafScorer:
         finally:
             self._cleanup()
 
+    def discard(self) -> None:
+        """Remove the temporary log and leave the graph as it is: the process is ending (an interruption),
+        and freeing libvmaf would first finish the frames its threads hold."""
+        self._cleanup()
+
     def _release(self) -> None:
         self._graph = self._dist = self._ref = self._sink = None  # type: ignore[assignment]
         gc.collect()

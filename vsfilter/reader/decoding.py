@@ -94,6 +94,8 @@ class Cursor:
         ctx = self._stream.codec_context
         ctx.thread_count = info.threads
         ctx.thread_type = "AUTO"
+        # The quantizer of every block (H.264, MPEG-2) or frame (VP9): the QP frame props.
+        ctx.options = {"export_side_data": "venc_params"}
         self._packets: Iterator[av.VideoFrame] | None = None
         self._accept_from: int | None = None
         self._last_pts: int | None = None

@@ -7,6 +7,9 @@ from typing import TYPE_CHECKING
 
 import av
 import numpy as np
+from av.sidedata.sidedata import Type
+
+from ..quantizer import side_data_props
 
 if TYPE_CHECKING:
     from .decoding import StreamInfo
@@ -122,7 +125,10 @@ def frame_props(frame: av.VideoFrame, layout: PlaneLayout, pix_fmt: str, info: S
     """VapourSynth frame props of a decoded frame.
 
     Every frame gets every prop; unspecified colour values stay 2 (unspecified), an unspecified range is
-    limited for YUV (FFmpeg's assumption) and full for RGB and yuvj, an unknown SAR is 1:1.
+    limited for YUV (FFmpeg's assumption) and full for RGB and yuvj, an unknown SAR is 1:1. Frames whose
+    decoder exports its quantizer (H.264 and MPEG-2 per macroblock, VP9 per frame) also get ``QPMean``,
+    ``QPKind``, ``QPBlockSize`` and, with a block map, ``QPMap`` and ``QPMapWidth``
+    (``vsfilter.quantizer.side_data_props``).
 
     Args:
         frame: the decoded frame.
@@ -148,4 +154,7 @@ def frame_props(frame: av.VideoFrame, layout: PlaneLayout, pix_fmt: str, info: S
     props["_AbsoluteTime"] = float(since_first * info.time_base)
     sar = info.sar if info.sar and info.sar > 0 else Fraction(1)
     props["_SARNum"], props["_SARDen"] = sar.numerator, sar.denominator
+    params = frame.side_data.get(Type.VIDEO_ENC_PARAMS)
+    if params is not None:  # the decoder's quantizer (vsfilter.quantizer: QPMean, QPKind, QPMap, ...)
+        props |= side_data_props(params, frame.width)
     return props

@@ -1,0 +1,171 @@
+"""The quantizer as data: source's QP props, the one scale of vsfilter.quantizer, two-input models through
+vmaf_pre (props, override, tiling), round trips that record the quantizer, and quantizer-conditioned
+training that resumes exactly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import vapoursynth as vs
+
+import vsfilter
+from vsfilter.quantizer import UNKNOWN, frame_plane, qp_equivalent
+
+from media import encode_clip
+
+torch = pytest.importorskip("torch", reason="the train extra (torch) is needed; .ci/setup installs it")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _qp_maps(path: Path) -> list[np.ndarray]:
+    from av.sidedata.sidedata import Type
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.codec_context.options = {"export_side_data": "venc_params"}
+        return [np.asarray(f.side_data.get(Type.VIDEO_ENC_PARAMS).qp_map()) for f in container.decode(stream)]
+
+
+@pytest.fixture(scope="module")
+def h264(tmp_path_factory) -> Path:
+    return encode_clip(tmp_path_factory.mktemp("qp") / "x264.mp4", "libx264", frames=12, width=200, height=120,
+                       options={"crf": "36", "aq-mode": "2"})
+
+
+def test_source_sets_the_decoders_quantizer_as_props(h264, tmp_path):
+    maps = _qp_maps(h264)
+    clip = vsfilter.source(h264)
+    for n in (5, 0, 11, 3):  # any order
+        props = clip.get_frame(n).props
+        assert props["QPKind"] == "h264" and props["QPBlockSize"] == 16 and props["QPMapWidth"] == 13
+        assert props["QPMean"] == pytest.approx(float(maps[n].mean()), abs=1e-9)
+        assert np.array_equal(np.asarray(props["QPMap"]).reshape(-1, 13), maps[n])
+    vp9 = encode_clip(tmp_path / "vp9.webm", "libvpx-vp9", frames=4, width=96, height=64, options={"crf": "40"})
+    props = vsfilter.source(vp9).get_frame(1).props
+    assert props["QPKind"] == "vp9" and props["QPBlockSize"] == 0 and 0 < props["QPMean"] <= 255
+    hevc = encode_clip(tmp_path / "hevc.mkv", "libx265", frames=3, width=96, height=64,
+                       options={"x265-params": "log-level=error"})
+    assert not [k for k in vsfilter.source(hevc).get_frame(0).props if k.startswith("QP")]
+
+
+def test_one_scale_for_every_codec():
+    assert qp_equivalent("h264", 42, bits=10) == 30  # FFmpeg's QP' of CRF 30 at 10 bits
+    assert qp_equivalent("vp9", 255) == pytest.approx(51.0, abs=0.05)
+    assert qp_equivalent("vp9", 0) == 0 and qp_equivalent("av1", 120) == qp_equivalent("vp9", 120)
+    assert qp_equivalent("mpeg2", 8) == pytest.approx(22.0)
+    props = {"QPKind": "h264", "QPMean": 30.0, "QPBlockSize": 16, "QPMap": [20, 40, 30, 30], "QPMapWidth": 2}
+    plane = frame_plane(props, 20, 20, 8)
+    assert plane[0, 0] == pytest.approx(20 / 51) and plane[0, 19] == pytest.approx(40 / 51) and plane.shape == (20, 20)
+    assert (frame_plane({}, 8, 8, 8) == UNKNOWN).all() and (frame_plane(props, 8, 8, 8, "unknown") == UNKNOWN).all()
+    assert (frame_plane(props, 8, 8, 8, 51) == 1.0).all()
+
+
+@pytest.fixture(scope="module")
+def two_input_onnx(tmp_path_factory) -> Path:
+    """codec_v2's network widened to take the quantizer plane, with weights on the plane that matter."""
+    from training.checkpoint import load_onnx_weights
+    from training.model import widen_input
+    from training.onnx_export import check_against_torch, export_onnx
+
+    plain, _ = load_onnx_weights(ROOT / "model" / "tiny" / "learned_filter_codec_v2.onnx")
+    model = widen_input(plain, 2)
+    with torch.no_grad():
+        model.head[0].weight[:, 1] = torch.linspace(-0.2, 0.2, 9).reshape(3, 3)
+    path = tmp_path_factory.mktemp("v3") / "two_input.onnx"
+    export_onnx(model.eval(), path)
+    check_against_torch(model, path)
+    return path
+
+
+def test_a_two_input_model_equals_onnx_run_directly_and_tiles_exactly(h264, two_input_onnx):
+    import onnxruntime as ort
+
+    clip = vsfilter.source(h264)
+    out = vsfilter.vmaf_pre(clip, model=str(two_input_onnx), device="cpu")
+    session = ort.InferenceSession(str(two_input_onnx), providers=["CPUExecutionProvider"])
+    maps = _qp_maps(h264)
+    for n in (0, 7):
+        luma = np.asarray(clip.get_frame(n)[0]).astype(np.float32) / 255
+        plane = np.repeat(np.repeat(maps[n] / 51.0, 16, 0), 16, 1)[:120, :200].astype(np.float32)
+        expected = np.clip(np.rint(session.run(None, {"input": np.stack([luma, plane])[None]})[0][0, 0] * 255), 0, 255)
+        got = np.asarray(out.get_frame(n)[0])
+        assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
+    tiled = vsfilter.vmaf_pre(clip, model=str(two_input_onnx), device="cpu", tilesize=64)
+    for n in (0, 7):
+        assert np.array_equal(np.asarray(tiled.get_frame(n)[0]), np.asarray(out.get_frame(n)[0]))
+    # the quantizer matters, the override wins, and a stream without props is fed "unknown"
+    hard = vsfilter.vmaf_pre(clip, model=str(two_input_onnx), device="cpu", quantizer=51)
+    blind = vsfilter.vmaf_pre(clip, model=str(two_input_onnx), device="cpu", quantizer="unknown")
+    bare = vsfilter.vmaf_pre(clip.std.RemoveFrameProps(["QPMean", "QPKind"]), model=str(two_input_onnx), device="cpu")
+    assert not np.array_equal(np.asarray(hard.get_frame(0)[0]), np.asarray(out.get_frame(0)[0]))
+    assert np.array_equal(np.asarray(blind.get_frame(0)[0]), np.asarray(bare.get_frame(0)[0]))
+
+
+def test_quantizer_options_are_checked(h264, two_input_onnx):
+    clip = vsfilter.source(h264)
+    with pytest.raises(vs.Error, match="two-input models"):
+        vsfilter.vmaf_pre(clip, model="learned_filter_codec_v2", device="cpu", quantizer=30)
+    with pytest.raises(vs.Error, match="from 0 to 63"):
+        vsfilter.vmaf_pre(clip, model=str(two_input_onnx), device="cpu", quantizer=99)
+
+
+def test_round_trips_record_their_quantizer():
+    from training.encoding import Encode, round_trip
+
+    rng = np.random.default_rng(1)
+    frames = np.clip(np.linspace(20, 220, 96)[None, None, :] + rng.normal(0, 2, (6, 64, 96)), 0, 255).astype(np.uint8)
+    x264 = round_trip(frames, Encode("libx264", 30, "medium", "bframes"))
+    assert x264.qp_source == "bitstream" and x264.qp.shape == (6, 4, 6) and 20 < np.nanmean(x264.qp) < 45
+    ten = round_trip(frames.astype(np.uint16) * 4, Encode("libx264", 30, "medium", "bframes"))
+    assert abs(np.nanmean(ten.qp) - np.nanmean(x264.qp)) < 4  # the bit-depth offset is removed
+    x265 = round_trip(frames, Encode("libx265", 30, "medium", "bframes"))
+    assert x265.qp_source == "encoder" and 20 < np.nanmean(x265.qp) < 45
+    same = round_trip(frames, Encode("identity", 0, "", ""))
+    assert same.qp_source == "none" and np.isnan(same.qp).all()
+
+
+def _train(*args: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "training.train_konvid", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_quantizer_training_resumes_to_the_unbroken_run(tmp_path):
+    """Codec pairs with their quantizer, a two-input network warm-started from codec_v2 (step 0 = codec_v2),
+    and a run stopped after one chunk and resumed equals the unbroken run."""
+    from training.checkpoint import load_model
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    skimage = Path(pytest.importorskip("skimage").__file__).parent / "data"
+    rows = []
+    for i, name in enumerate(("astronaut.png", "coffee.png", "chelsea.png")):
+        from PIL import Image
+
+        Image.open(skimage / name).convert("L").save(photos / f"{i}.png")
+        rows.append({"file": f"{i}.png", "package": "a" if i < 2 else "b"})
+    (photos / "corpus.json").write_text(json.dumps({"files": rows}))
+    pairs = tmp_path / "pairs"
+    subprocess.run([sys.executable, "-m", "training.codec_pairs", "--photos", str(photos), "--no-videos", "--output",
+                    str(pairs), "--frames", "4", "--clips-per-photo", "1", "--encodes-per-clip", "2", "--keep-frames",
+                    "2", "--codecs", "libx264", "libx265", "--identity", "0.2", "--seed", "2", "--quiet"],
+                   check=True, cwd=ROOT, timeout=600)
+    common = ["--degradation", "codec", "--pairs", str(pairs), "--quantizer", "--val-packages", "b", "--steps", "6",
+              "--chunk", "3", "--crop", "64", "--batch-size", "4", "--lr", "5e-4", "--seed", "4", "--quiet"]
+    init = ["--init", str(ROOT / "model" / "tiny" / "learned_filter_codec_v2.onnx")]
+    _train(*common, *init, "--output-c3", str(tmp_path / "whole"))
+    _train(*common, *init, "--output-c3", str(tmp_path / "broken"), "--stop-after", "0")  # one chunk, then stop
+    assert torch.load(tmp_path / "broken" / "last.ckpt", weights_only=True)["train_state"]["step"] == 3
+    _train(*common, "--output-c3", str(tmp_path / "broken"), "--resume")
+    whole, ckpt = load_model(tmp_path / "whole" / "last.ckpt")
+    resumed, _ = load_model(tmp_path / "broken" / "last.ckpt")
+    assert ckpt["arch"]["in_channels"] == 2 and whole.in_channels == 2
+    for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6), name
+    assert whole.head[0].weight[:, 1].abs().sum() > 0  # the quantizer input learned something
