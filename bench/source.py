@@ -3,8 +3,11 @@
     .venv/bin/python bench/source.py [--minutes 5] [--sequential 600] [--random 200]
 
 Prints, for both sources in one run: time from open to the first frame (no cached index), sequential
-decode fps, and random-access fps over a shuffled 200-frame order, with ratios. The test clip (1080p25
-H.264 with B-frames, ``--minutes`` long) is generated once into the user cache dir.
+decode fps, and random-access fps over a shuffled 200-frame order, with ratios. Then what the quantizer
+props cost (vsfilter.source exports the decoder's QP side data on every frame: ``QPMean``, ``QPMap``,
+...): PyAV decoding the same frames with and without ``export_side_data=venc_params``, and the props
+built from it, in the same run. The test clip (1080p25 H.264 with B-frames, ``--minutes`` long) is
+generated once into the user cache dir.
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ def main() -> int:
         return 2
     openers = {
         "vsfilter.source": lambda: vsfilter.source(path, cache=False),
+        "  quantizer=False": lambda: vsfilter.source(path, cache=False, quantizer=False),
         "bs.VideoSource": lambda: core.bs.VideoSource(str(path), cachemode=0),
     }
     rows = {}
@@ -83,7 +87,38 @@ def main() -> int:
         print(f"{name:18s} {r['first']:12.2f} s {r['seq']:8.1f} fps {r['rand']:6.1f} fps")
     print(f"ratios (vsfilter / BestSource): first frame {peer['first'] / ours['first']:.1f}x sooner, "
           f"sequential {ours['seq'] / peer['seq']:.2f}x, random access {ours['rand'] / peer['rand']:.2f}x")
+    bare = rows["  quantizer=False"]
+    print(f"the QP props (the default) cost: sequential {ours['seq'] / bare['seq']:.2f}x, random access "
+          f"{ours['rand'] / bare['rand']:.2f}x of source(quantizer=False)")
+    side_data_cost(path, args.sequential)
     return 0
+
+
+def side_data_cost(path: Path, frames: int) -> None:
+    """Decode ``frames`` frames with PyAV with and without the quantizer side data (and build the props)."""
+    import av
+    from av.sidedata.sidedata import Type
+
+    from vsfilter.quantizer import side_data_props
+
+    def decode(export: bool, props: bool) -> float:
+        start = time.perf_counter()
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.codec_context.thread_type = "AUTO"
+            if export:
+                stream.codec_context.options = {"export_side_data": "venc_params"}
+            for n, frame in enumerate(container.decode(stream)):
+                if props:
+                    side_data_props(frame.side_data.get(Type.VIDEO_ENC_PARAMS), frame.width)
+                if n + 1 >= frames:
+                    break
+        return frames / (time.perf_counter() - start)
+
+    plain, exported, with_props = decode(False, False), decode(True, False), decode(True, True)
+    print(f"quantizer side data, PyAV decoding {frames} frames: {plain:.1f} fps without, {exported:.1f} fps "
+          f"exported ({exported / plain:.3f}x), {with_props:.1f} fps with the QP props built "
+          f"({with_props / plain:.3f}x)")
 
 
 if __name__ == "__main__":

@@ -45,13 +45,14 @@ def test_source_sets_the_decoders_quantizer_as_props(h264, tmp_path):
         props = clip.get_frame(n).props
         assert props["QPKind"] == "h264" and props["QPBlockSize"] == 16 and props["QPMapWidth"] == 13
         assert props["QPMean"] == pytest.approx(float(maps[n].mean()), abs=1e-9)
-        assert np.array_equal(np.asarray(props["QPMap"]).reshape(-1, 13), maps[n])
+        assert np.array_equal(np.frombuffer(props["QPMap"], np.uint8).reshape(-1, 13), maps[n])
     vp9 = encode_clip(tmp_path / "vp9.webm", "libvpx-vp9", frames=4, width=96, height=64, options={"crf": "40"})
     props = vsfilter.source(vp9).get_frame(1).props
     assert props["QPKind"] == "vp9" and props["QPBlockSize"] == 0 and 0 < props["QPMean"] <= 255
     hevc = encode_clip(tmp_path / "hevc.mkv", "libx265", frames=3, width=96, height=64,
                        options={"x265-params": "log-level=error"})
     assert not [k for k in vsfilter.source(hevc).get_frame(0).props if k.startswith("QP")]
+    assert not [k for k in vsfilter.source(h264, quantizer=False).get_frame(0).props if k.startswith("QP")]
 
 
 def test_one_scale_for_every_codec():
@@ -59,7 +60,7 @@ def test_one_scale_for_every_codec():
     assert qp_equivalent("vp9", 255) == pytest.approx(51.0, abs=0.05)
     assert qp_equivalent("vp9", 0) == 0 and qp_equivalent("av1", 120) == qp_equivalent("vp9", 120)
     assert qp_equivalent("mpeg2", 8) == pytest.approx(22.0)
-    props = {"QPKind": "h264", "QPMean": 30.0, "QPBlockSize": 16, "QPMap": [20, 40, 30, 30], "QPMapWidth": 2}
+    props = {"QPKind": "h264", "QPMean": 30.0, "QPBlockSize": 16, "QPMap": bytes([20, 40, 30, 30]), "QPMapWidth": 2}
     plane = frame_plane(props, 20, 20, 8)
     assert plane[0, 0] == pytest.approx(20 / 51) and plane[0, 19] == pytest.approx(40 / 51) and plane.shape == (20, 20)
     assert (frame_plane({}, 8, 8, 8) == UNKNOWN).all() and (frame_plane(props, 8, 8, 8, "unknown") == UNKNOWN).all()

@@ -126,23 +126,27 @@ def test_a_v1_model_file_equals_the_model_by_name(encode_pair):
         _close(by_file.pooled[stream]["vmaf"], by_name.pooled[stream]["vmaf"], stream)
 
 
-def test_v1_on_raw_10_bit_yuv_equals_the_cli(tmp_path):
+def test_every_v1_model_on_raw_10_bit_yuv_equals_the_cli(tmp_path):
     fmt = RawFormat(WIDTH, HEIGHT, "420", 10)
     ref = write_raw(tmp_path / "ref.yuv", fmt, 5)
     dist = distort_raw(ref, tmp_path / "dist.yuv", fmt, 5)
     out = tmp_path / "r.json"
     proc = _compare_cli(str(ref), str(dist), "--width", str(WIDTH), "--height", str(HEIGHT), "--bitdepth", "10",
-                        "--vmaf-model", "v1", "--model", "learned_filter_codec_v2", "--device", "cpu",
+                        "--vmaf-model", ",".join(V1_MODELS), "--model", "learned_filter_codec_v2", "--device", "cpu",
                         "--json", str(out), "--quiet")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
-    assert doc["vmaf_model"] == "vmaf_v1.0.16_3d0h"
+    assert doc["vmaf_model"] == ",".join(V1_MODELS)
     assert doc["scoring"]["bits"] is None and doc["scoring"]["cambi_encode"] is None  # 10 bits already
-    cli = cli_log(ref, dist, tmp_path, "version=vmaf_v1.0.16_3d0h", raw=fmt)
-    for ours, theirs in (("vmaf", "vmaf"), ("psnr_y", "psnr_y"), ("ssim", "float_ssim"), ("cambi", "cambi")):
-        _close(doc["pooled"]["distorted"][ours], cli["pooled_metrics"][theirs]["mean"], ours)
-        for row, frame in zip(doc["per_frame"], cli["frames"], strict=True):
-            _close(row["distorted"][ours], frame["metrics"][theirs], (ours, row["frame"]))
+    for name, metric in zip(V1_MODELS, ["vmaf", *V1_MODELS[1:]]):
+        cli = cli_log(ref, dist, tmp_path, f"version={name}", raw=fmt)
+        checks = [(metric, "vmaf")]
+        if metric == "vmaf":
+            checks += [("psnr_y", "psnr_y"), ("ssim", "float_ssim"), ("cambi", "cambi")]
+        for ours, theirs in checks:
+            _close(doc["pooled"]["distorted"][ours], cli["pooled_metrics"][theirs]["mean"], (name, ours))
+            for row, frame in zip(doc["per_frame"], cli["frames"], strict=True):
+                _close(row["distorted"][ours], frame["metrics"][theirs], (name, ours, row["frame"]))
 
 
 def test_a_720p_encode_on_a_1080p_reference_tells_cambi_the_encode(tmp_path):

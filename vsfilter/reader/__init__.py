@@ -38,7 +38,7 @@ MAX_CURSORS = 4
 
 def source(path: str | os.PathLike, track: int = 0, threads: int = 0, fpsnum: int | None = None,
            fpsden: int | None = None, cache: bool | str | os.PathLike = True,
-           raw: RawFormat | dict | None = None) -> vs.VideoNode:
+           raw: RawFormat | dict | None = None, quantizer: bool = True) -> vs.VideoNode:
     """Open a video file (or a raw YUV file, with ``raw``) as a frame-exact VapourSynth clip.
 
     Args:
@@ -55,11 +55,17 @@ def source(path: str | os.PathLike, track: int = 0, threads: int = 0, fpsnum: in
             its fields, e.g. ``{"width": 352, "height": 288, "pixel_format": "420", "bitdepth": 10}``
             (little-endian samples above 8 bits, as the vmaf CLI and ``yuv420p10le`` read them);
             ``fpsnum``/``fpsden`` set its rate when it has none (default 24). A ``.yuv`` path needs it.
+        quantizer: export the decoder's quantizer as frame props where it has one (H.264 and MPEG-2
+            per macroblock, VP9 per frame): ``QPMean`` (the frame's mean QP in the codec's scale),
+            ``QPKind`` (``h264``, ``mpeg2``, ``vp9``), ``QPBlockSize`` (16, or 0 for one QP per frame)
+            and with a block map ``QPMap`` (one byte per block, row-major) and ``QPMapWidth``; a
+            quantizer-conditioned model (learned_filter_codec_v3) reads them. False saves FFmpeg's
+            export (~20% of 1080p H.264 decoding, bench/source.py).
 
     Returns:
         The clip, with ``_Matrix``, ``_Primaries``, ``_Transfer``, ``_Range``, ``_ColorRange``,
         ``_ChromaLocation``, ``_FieldBased``, ``_PictType``, ``_DurationNum``/``_DurationDen``,
-        ``_AbsoluteTime`` and ``_SARNum``/``_SARDen`` on every frame.
+        ``_AbsoluteTime`` and ``_SARNum``/``_SARDen`` on every frame, and the QP props where known.
     """
     if raw is not None:
         if fpsnum is not None:
@@ -74,7 +80,7 @@ def source(path: str | os.PathLike, track: int = 0, threads: int = 0, fpsnum: in
         raise vs_error("source", SourceError(f"{os.fspath(path)} is raw YUV (it has no header): give its "
                                              "geometry, raw=RawFormat(width, height, pixel_format, bitdepth)"))
     try:
-        reader = _Reader(Path(os.fspath(path)), track, threads, cache)
+        reader = _Reader(Path(os.fspath(path)), track, threads, cache, bool(quantizer))
         return reader.clip(fpsnum, fpsden)
     except SourceError as exc:
         raise vs_error("source", exc) from None
@@ -83,14 +89,14 @@ def source(path: str | os.PathLike, track: int = 0, threads: int = 0, fpsnum: in
 class _Reader:
     """Index, decoder cursors and a cache of decoded frames for one video track."""
 
-    def __init__(self, path: Path, track: int, threads: int, cache) -> None:
+    def __init__(self, path: Path, track: int, threads: int, cache, quantizer: bool = True) -> None:
         if not isinstance(track, int) or track < 0:
             raise SourceError(f"track must be >= 0, got {track!r}")
         if not isinstance(threads, int) or threads < 0:
             raise SourceError(f"threads must be >= 0 (0 = automatic), got {threads}")
         container = open_media(path)
         try:
-            self.info, stream = probe(container, path, track, threads)
+            self.info, stream = probe(container, path, track, threads, quantizer)
             info = self.info
             self.index: FrameIndex = load_or_build_index(path, container, stream, track, cache,
                                                          lambda index: verify_tail(index, info))

@@ -44,6 +44,7 @@ class StreamInfo:
 
     Attributes:
         path, track, threads: where the track is and how many decoder threads to use.
+        quantizer: have the decoder export its quantizer (side data the QP frame props come from).
         time_base: the stream's time base.
         rate: the guessed or average frame rate (None when the container has none).
         sar: the sample aspect ratio (None when unknown).
@@ -55,13 +56,14 @@ class StreamInfo:
     time_base: Fraction
     rate: Fraction | None
     sar: Fraction | None
+    quantizer: bool = True
 
 
 def _fraction(value) -> Fraction | None:
     return Fraction(value.numerator, value.denominator) if value else None
 
 
-def probe(container: av.container.InputContainer, path: Path, track: int, threads: int):
+def probe(container: av.container.InputContainer, path: Path, track: int, threads: int, quantizer: bool = True):
     """(StreamInfo, the stream) of video track ``track`` of an open container."""
     videos = container.streams.video
     if not videos:
@@ -75,7 +77,7 @@ def probe(container: av.container.InputContainer, path: Path, track: int, thread
         raise SourceError(f"{path.name}: the video stream has no time base")
     info = StreamInfo(path, track, threads, Fraction(tb.numerator, tb.denominator),
                       _fraction(stream.guessed_rate or stream.average_rate),
-                      _fraction(stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio))
+                      _fraction(stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio), quantizer)
     return info, stream
 
 
@@ -94,8 +96,8 @@ class Cursor:
         ctx = self._stream.codec_context
         ctx.thread_count = info.threads
         ctx.thread_type = "AUTO"
-        # The quantizer of every block (H.264, MPEG-2) or frame (VP9): the QP frame props.
-        ctx.options = {"export_side_data": "venc_params"}
+        if info.quantizer:  # the quantizer of every block (H.264, MPEG-2) or frame (VP9): the QP frame props
+            ctx.options = {"export_side_data": "venc_params"}
         self._packets: Iterator[av.VideoFrame] | None = None
         self._accept_from: int | None = None
         self._last_pts: int | None = None
