@@ -154,7 +154,7 @@ def render_html(result: RdResult) -> str:
         f'{e(model.get("precision", ""))}); VMAF model {e(result.vmaf_model)}; BD-rate &lt; 0: fewer bits for '
         "the same quality (piecewise cubic, as Netflix's JCTVC-E137-validated calculator)</p>",
         "<h2>BD-rate</h2>", f'<table class="summary">{"".join(bd)}</table>',
-        "<h2>Rate-distortion curves</h2>", f'<div class="rd">{plot}</div>',
+        "<h2>Rate-distortion curves</h2>", f'<div class="rd" style="max-width:100%;overflow-x:auto">{plot}</div>',
         "<h2>Encodes</h2>", f'<table class="summary">{"".join(enc)}</table>',
         *(f'<p class="hint">warning: {e(w)}</p>' for w in result.warnings),
     ])
