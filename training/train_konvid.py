@@ -316,6 +316,7 @@ class _Run:
                              f"{self.model.arch}")
         if args.time_budget is not None:  # a timed run resumes to the step count it measured
             schedule.steps = int(state["steps_total"])
+        schedule.warmup = float(state.get("warmup", schedule.warmup))  # the LR curve the run started with
         trainer = Trainer(self.model, self.bank, schedule)
         trainer.load_state(state)
         return trainer
@@ -348,7 +349,8 @@ class _Run:
             "arch": {"num_blocks": args.num_blocks, "channels": args.channels, "in_channels": self.in_channels},
             "seed": args.seed,
             "model_id": self.model_id, "epoch": trainer.step, "history": trainer.history,
-            "train_state": {**trainer.state(), "arch": self.model.arch, "steps_total": self.schedule.steps}})
+            "train_state": {**trainer.state(), "arch": self.model.arch, "steps_total": self.schedule.steps,
+                            "warmup": self.schedule.warmup}})
 
     def manifest(self) -> dict:
         """The provenance sidecar: data, settings, versions."""
