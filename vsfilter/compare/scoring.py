@@ -7,6 +7,7 @@ JSON log is read after the graph is freed (libvmaf writes it only then).
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
@@ -116,22 +117,30 @@ def check_scoring_size(spec: ScoringSpec, width: int, height: int, pix_fmt: str)
     of that size is scored (VMAF v1 on frames below :data:`V1_PROBE_BELOW` pixels), in a child process
     (libvmaf crashes when a context whose feature failed to start is freed), and what libvmaf said
     becomes a :class:`VmafError`."""
+    if spec.generation < 1 or width * height >= V1_PROBE_BELOW:
+        return
+    why = _probe_in_child(spec, width, height, pix_fmt)
+    if why is not None:
+        raise VmafError(f"libvmaf cannot score VMAF model {spec.name} on {width}x{height} frames ({why}); use a "
+                        "larger reference or another model (vmaf_v0.6.1 scores any size from 17x17)")
+
+
+@functools.lru_cache(maxsize=64)
+def _probe_in_child(spec: ScoringSpec, width: int, height: int, pix_fmt: str) -> str | None:
+    """What libvmaf said when it could not score two frame pairs in a child process, or None (asked once
+    per process: a batch worker opens the same pair for every chunk)."""
     import base64
     import pickle
     import subprocess
     import sys
 
-    if spec.generation < 1 or width * height >= V1_PROBE_BELOW:
-        return
     arg = base64.b64encode(pickle.dumps((spec, width, height, pix_fmt))).decode()
     code = "import sys; from vsfilter.compare.scoring import _probe; sys.exit(_probe(sys.argv[1]))"
     proc = subprocess.run([sys.executable, "-c", code, arg], capture_output=True, text=True, timeout=120)
     if proc.returncode == 0:
-        return
+        return None
     said = [line for line in proc.stderr.splitlines() if line.startswith("libvmaf ERROR")]
-    why = " ".join((said[0] if said else f"exit {proc.returncode}").split()).removeprefix("libvmaf ERROR ")
-    raise VmafError(f"libvmaf cannot score VMAF model {spec.name} on {width}x{height} frames ({why}); use a "
-                    "larger reference or another model (vmaf_v0.6.1 scores any size from 17x17)")
+    return " ".join((said[0] if said else f"exit {proc.returncode}").split()).removeprefix("libvmaf ERROR ")
 
 
 def _probe(arg: str) -> int:
