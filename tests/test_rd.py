@@ -174,3 +174,27 @@ def test_bad_rd_usage_is_one_line(tmp_path):
     _one_line(_rd(str(ref), "--encode", "libx999:1,2,3,4"), "libx264")
     _one_line(_rd(str(ref), "--encode", "libx264:1,2,3,99"), "CRF 0..51")
     _one_line(_rd(str(ref), "a.mp4", "b.mp4", "c.mp4", "d.mp4"), "does not exist")
+
+
+def test_ctrl_c_ends_rd_at_once_with_its_cluster(tmp_path):
+    import signal
+    import time
+
+    frames = [np.full((96, 128), 60 + 4 * n, np.uint8) for n in range(40)]
+    ref = encode_luma_frames(tmp_path / "ref.mkv", frames, "ffv1")
+    env = {**os.environ, "VSFILTER_CACHE_DIR": str(tmp_path / "cache")}
+    child = subprocess.Popen([sys.executable, "-m", "vsfilter.rd", str(ref), "--encode", "libx264:20,26,32,38",
+                              "--model", "learned_filter_codec_v2", "--device", "cpu", "--workers", "2"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 120  # wait until the cluster is up and the ladder is being made
+    while not (tmp_path / "cache" / "rd" / "encodes").is_dir() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert child.poll() is None, child.communicate()
+    sent = time.monotonic()
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=30)
+    assert time.monotonic() - sent < 1.0 and child.returncode == 130
+    assert err.strip().splitlines()[-1] == "rd: interrupted"
+    left = [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and ".tmp" in p.name]
+    assert not left, left
