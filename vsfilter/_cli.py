@@ -20,9 +20,9 @@ from pathlib import Path
 
 from .errors import UsageError
 
-__all__ = ["Terminated", "fail", "check_outputs", "cli_main", "OneLineParser", "positive_int", "non_negative_int",
-           "add_scoring_options", "parse_args", "options_from_args", "raw_from_args", "raw_for", "flag_hint",
-           "UsageError"]
+__all__ = ["Terminated", "ProgressBar", "write_outputs", "fail", "check_outputs", "cli_main", "OneLineParser",
+           "positive_int", "non_negative_int", "add_scoring_options", "parse_args", "options_from_args",
+           "raw_from_args", "raw_for", "flag_hint", "UsageError"]
 
 
 class Terminated(BaseException):
@@ -233,6 +233,40 @@ def options_from_args(args: argparse.Namespace, **extra):
                           vmaf_10bit=not args.no_10bit, subsample=args.subsample, tilesize=args.tilesize,
                           cambi=not args.no_cambi,
                           dist_offset=args.dist_offset, find_offset=args.find_offset, **extra)
+
+
+class ProgressBar:
+    """A tqdm bar on stderr when it is a terminal and not ``quiet`` (else nothing); ``bar(done, total)``
+    moves it, ``close()`` ends it."""
+
+    def __init__(self, desc: str, quiet: bool, leave: bool = True) -> None:
+        self._bar = None
+        if not quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self._bar = tqdm(desc=desc, unit="frame", file=sys.stderr, leave=leave)
+
+    def __call__(self, done: int, total: int) -> None:
+        if self._bar is not None:
+            self._bar.total = total
+            self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def write_outputs(prog: str, outputs: list[tuple[str, Path | None]], write: Callable[[str, Path], None]) -> int:
+    """``write(flag, path)`` for each given output; 0, or the one-line error (exit code 2) of the first
+    that cannot be written."""
+    for flag, path in outputs:
+        if path is None:
+            continue
+        try:
+            write(flag, path)
+        except OSError as exc:
+            return fail(prog, f"cannot write {flag} {path}: {exc.strerror or exc}")
+    return 0
 
 
 def flag_hint(option: str, value: object) -> str:

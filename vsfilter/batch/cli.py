@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .._cli import (
     OneLineParser,
+    ProgressBar,
     UsageError,
     add_scoring_options,
     check_outputs,
@@ -104,18 +105,9 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args, pairs, settings, client, run_batch) -> list:
     from .summary import write_index, write_summary_csv, write_summary_png
 
-    bar = None
-    if not args.quiet and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(desc="batch", unit="frame", file=sys.stderr)
+    progress = ProgressBar("batch", args.quiet)
     if not args.quiet and client.dashboard_link and _serves_dashboard():
         print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
-
-    def progress(done: int, known: int) -> None:
-        if bar is not None:
-            bar.total = known
-            bar.update(done - bar.n)
 
     def on_pair(outcome) -> None:
         if outcome.status == "error" and not args.quiet:
@@ -125,8 +117,7 @@ def _run(args, pairs, settings, client, run_batch) -> list:
         outcomes = run_batch(pairs, args.out, settings, client=client, report=args.report, progress=progress,
                              on_pair=on_pair)
     finally:
-        if bar is not None:
-            bar.close()
+        progress.close()
     write_summary_csv(outcomes, args.out / "summary.csv")
     if not write_summary_png(outcomes, args.out / "summary.png") and not args.quiet:
         print("note: summary.png needs matplotlib (pip install 'vsfilter[plot]')", file=sys.stderr)

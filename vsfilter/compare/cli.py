@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .._cli import (
     OneLineParser,
+    ProgressBar,
     UsageError,
     add_scoring_options,
     check_outputs,
@@ -19,6 +20,7 @@ from .._cli import (
     parse_args,
     positive_int,
     raw_for,
+    write_outputs,
 )
 
 __all__ = ["main", "build_parser"]
@@ -84,17 +86,7 @@ def _run(args: argparse.Namespace, outputs: list) -> int:
         problem = check_outputs([("REF", Path(args.reference)), ("DIST", Path(args.distorted))], outputs)
         if problem:
             return fail(PROG, problem)
-    bar = None
-    if not args.quiet and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(desc="compare", unit="frame", file=sys.stderr, leave=False)
-
-    def progress(done: int, total: int) -> None:
-        if bar is not None:
-            bar.total = total
-            bar.update(done - bar.n)
-
+    progress = ProgressBar("compare", args.quiet, leave=False)
     try:
         options = options_from_args(args, threads=args.threads, frames=args.frames, scale=not args.no_scale,
                                     force=args.force, reference_raw=raw_for(args, args.reference),
@@ -110,20 +102,18 @@ def _run(args: argparse.Namespace, outputs: list) -> int:
     except CompareError as exc:
         return fail(PROG, _flags(str(exc)))
     finally:
-        if bar is not None:
-            bar.close()
-    for flag, path in outputs:
-        if path is None:
-            continue
-        try:
-            if flag == "--report":
-                from .html import write_report
+        progress.close()
 
-                write_report(result, pair, path)
-            else:
-                report.write(flag, result, path)
-        except OSError as exc:
-            return fail(PROG, f"cannot write {flag} {path}: {exc.strerror or exc}")
+    def write(flag: str, path: Path) -> None:
+        if flag == "--report":
+            from .html import write_report
+
+            write_report(result, pair, path)
+        else:
+            report.write(flag, result, path)
+
+    if write_outputs(PROG, outputs, write):
+        return 2
     if not args.quiet:
         print(report.table(result))
     elif result.warnings:

@@ -54,8 +54,21 @@ def _overlap(a: list[float], b: list[float], what: str, names: tuple[str, str]) 
                       f"{min(a):.4g}-{max(a):.4g}); BD figures compare curves over their common range")
 
 
-def _split(points: list[Point]) -> tuple[list[float], list[float]]:
-    return [r for r, _ in points], [q for _, q in points]
+def _bd(kind: str, anchor: Sequence[Point], test: Sequence[Point], names: tuple[str, str]) -> float:
+    """bjontegaard's ``bd_rate`` (``kind="rate"``: the curves must overlap in quality) or ``bd_psnr``
+    (``kind="quality"``: they must overlap in rate), pchip, after Netflix's calculator's checks."""
+    import bjontegaard
+
+    a, t = check_curve(anchor, names[0]), check_curve(test, names[1])
+    (ra, qa), (rt, qt) = ([r for r, _ in a], [q for _, q in a]), ([r for r, _ in t], [q for _, q in t])
+    if kind == "rate":
+        _overlap(qa, qt, "quality", names)
+    else:
+        _overlap(ra, rt, "rate", names)
+    fn = bjontegaard.bd_rate if kind == "rate" else bjontegaard.bd_psnr
+    with warnings.catch_warnings():  # its low-overlap warning: the range used is stated by the caller
+        warnings.simplefilter("ignore")
+        return float(fn(ra, qa, rt, qt, method="pchip", require_matching_points=False))
 
 
 def bd_rate(anchor: Sequence[Point], test: Sequence[Point], names: tuple[str, str] = ("anchor", "test")) -> float:
@@ -69,14 +82,7 @@ def bd_rate(anchor: Sequence[Point], test: Sequence[Point], names: tuple[str, st
     Raises:
         RdError: a curve Netflix's calculator rejects, or qualities that do not overlap.
     """
-    import bjontegaard
-
-    a, t = check_curve(anchor, names[0]), check_curve(test, names[1])
-    (ra, qa), (rt, qt) = _split(a), _split(t)
-    _overlap(qa, qt, "quality", names)
-    with warnings.catch_warnings():  # its low-overlap warning: the range used is stated by the caller
-        warnings.simplefilter("ignore")
-        return float(bjontegaard.bd_rate(ra, qa, rt, qt, method="pchip", require_matching_points=False))
+    return _bd("rate", anchor, test, names)
 
 
 def bd_quality(anchor: Sequence[Point], test: Sequence[Point], names: tuple[str, str] = ("anchor", "test")) -> float:
@@ -90,11 +96,4 @@ def bd_quality(anchor: Sequence[Point], test: Sequence[Point], names: tuple[str,
     Raises:
         RdError: a curve Netflix's calculator rejects, or rates that do not overlap.
     """
-    import bjontegaard
-
-    a, t = check_curve(anchor, names[0]), check_curve(test, names[1])
-    (ra, qa), (rt, qt) = _split(a), _split(t)
-    _overlap(ra, rt, "rate", names)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(bjontegaard.bd_psnr(ra, qa, rt, qt, method="pchip", require_matching_points=False))
+    return _bd("quality", anchor, test, names)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .._cli import (
     OneLineParser,
+    ProgressBar,
     UsageError,
     add_scoring_options,
     check_outputs,
@@ -23,6 +24,7 @@ from .._cli import (
     parse_args,
     positive_int,
     raw_for,
+    write_outputs,
 )
 
 __all__ = ["main", "build_parser"]
@@ -114,17 +116,7 @@ def _run(args, ladders, made, options, raw, outputs) -> int:
     from . import report
     from .core import make_ladder, run_rd
 
-    bar = None
-    if not args.quiet and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        bar = tqdm(desc="rd", unit="frame", file=sys.stderr)
-
-    def progress(done: int, known: int) -> None:
-        if bar is not None:
-            bar.total = known
-            bar.update(done - bar.n)
-
+    progress = ProgressBar("rd", args.quiet)
     try:
         client, cluster = start_client(args.scheduler, args.workers)
     except VsfilterError as exc:
@@ -138,18 +130,12 @@ def _run(args, ladders, made, options, raw, outputs) -> int:
     except VsfilterError as exc:
         return fail(PROG, str(exc))
     finally:
-        if bar is not None:
-            bar.close()
+        progress.close()
         client.close()
         if cluster is not None:
             cluster.close()
-    for flag, path in outputs:
-        if path is None:
-            continue
-        try:
-            report.write(flag, result, path)
-        except OSError as exc:
-            return fail(PROG, f"cannot write {flag} {path}: {exc.strerror or exc}")
+    if write_outputs(PROG, outputs, lambda flag, path: report.write(flag, result, path)):
+        return 2
     if not args.quiet:
         print(report.table(result))
     return 0
