@@ -170,3 +170,11 @@ def test_quantizer_training_resumes_to_the_unbroken_run(tmp_path):
     for (name, a), b in zip(whole.state_dict().items(), resumed.state_dict().values(), strict=True):
         assert torch.allclose(a, b, atol=1e-6), name
     assert whole.head[0].weight[:, 1].abs().sum() > 0  # the quantizer input learned something
+    # where the run stands: told the quantizer, blind, and codec_v2 on the held-out package
+    report = subprocess.run([sys.executable, "-m", "training.evaluate_run", "--ckpt", str(tmp_path / "whole" /
+                             "last.ckpt"), "--pairs", str(pairs), "--packages", "b", "--every", "1", "--against",
+                             str(ROOT / "model" / "tiny" / "learned_filter_codec_v2.onnx")],
+                            capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert report.returncode == 0, report.stderr
+    assert [line.split()[0] for line in report.stdout.splitlines()[1::2]] == [
+        "learned_filter_codec_v2", "last.ckpt", "last.ckpt"] and "blind" in report.stdout
