@@ -178,3 +178,24 @@ def test_quantizer_training_resumes_to_the_unbroken_run(tmp_path):
     assert report.returncode == 0, report.stderr
     assert [line.split()[0] for line in report.stdout.splitlines()[1::2]] == [
         "learned_filter_codec_v2", "last.ckpt", "last.ckpt"] and "blind" in report.stdout
+    # the static INT8 sidecar of a two-input model: calibrated on (luma, quantizer) crops, skip and tail in float
+    import onnxruntime as ort
+
+    from training.onnx_export import export_onnx
+
+    fp32 = tmp_path / "v3.onnx"
+    export_onnx(whole, fp32)
+    int8 = tmp_path / "v3.int8.onnx"
+    quant = subprocess.run([sys.executable, "-m", "training.ptq_static", "--model", str(fp32), "--output", str(int8),
+                            "--pairs", str(pairs), "--count", "8", "--crop", "48"], capture_output=True, text=True,
+                           cwd=ROOT, timeout=300)
+    assert quant.returncode == 0 and "/skip/Conv" in quant.stdout, quant.stderr
+    from training.pair_sets import load_pairs
+    from training.pairs import model_input
+
+    triple = load_pairs(pairs, quantizer=True)[0][0]
+    x = model_input(triple)
+    runs = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+            for p in (fp32, int8)]
+    diff = np.abs(runs[0] - runs[1]) * 255  # in 8-bit codes, after 8 calibration crops of 48 px
+    assert diff.mean() < 0.5 and diff.max() < 8, (diff.mean(), diff.max())

@@ -10,7 +10,6 @@ import numpy as np
 from .cli import UsageError
 from .corpus import IMAGE_EXTS, load_corpus
 from .degrade import degrade
-from .pairs import peak_of
 
 __all__ = ["degraded_pairs", "held_out_paths", "crops", "codec_split"]
 
@@ -55,28 +54,33 @@ def degraded_pairs(images: Path | None = None, paths: list[Path] | None = None,
 
 
 def crops(pairs, size: int, count: int, seed: int = 0) -> list[np.ndarray]:
-    """``count`` random degraded crops ``[1,1,s,s]`` in [0, 1] spread over the pairs, all of one size ``s``
-    (``size``, or the smallest image side when an image is smaller: the calibrator stacks them)."""
+    """``count`` random degraded crops ``[1,C,s,s]`` in [0, 1] spread over the pairs, all of one size ``s``
+    (``size``, or the smallest image side when an image is smaller: the calibrator stacks them); a
+    quantizer triple gives its plane as the second channel (``training.pairs.model_input``)."""
+    from .pairs import model_input
+
     rng = np.random.default_rng(seed)
-    s = min(size, *(min(d.shape) for _, d in pairs))
+    s = min(size, *(min(p[1].shape) for p in pairs))
     out = []
     for i in range(count):
-        _, degraded = pairs[i % len(pairs)]
+        pair = pairs[i % len(pairs)]
+        degraded = pair[1]
         y = rng.integers(degraded.shape[0] - s + 1)
         x = rng.integers(degraded.shape[1] - s + 1)
-        peak = np.float32(peak_of(degraded))
-        out.append((degraded[y:y + s, x:x + s].astype(np.float32) / peak)[None, None])
+        out.append(np.ascontiguousarray(model_input(pair)[:, :, y:y + s, x:x + s]))
     return out
 
 
-def codec_split(directory: Path, held_out: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+def codec_split(directory: Path, held_out: bool, quantizer: bool = False) -> list:
     """(clean, decoded) frames of a codec pair set: its held-out packages (the default validation
-    packages of ``train_konvid``) or the others (for calibration)."""
+    packages of ``train_konvid``) or the others (for calibration); with ``quantizer``, (clean, decoded,
+    quantizer map) triples."""
     from .corpus import DEFAULT_VAL_PACKAGES
     from .pair_sets import load_pairs
 
     val = set(DEFAULT_VAL_PACKAGES)
-    pairs, _ = load_pairs(directory, packages=val) if held_out else load_pairs(directory, exclude=val)
+    pairs, _ = (load_pairs(directory, packages=val, quantizer=quantizer) if held_out
+                else load_pairs(directory, exclude=val, quantizer=quantizer))
     if not pairs:
         raise UsageError(f"{directory} has no {'held-out' if held_out else 'training'} pairs")
     return pairs

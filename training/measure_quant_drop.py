@@ -42,14 +42,15 @@ def make_runner(fp32: Path, int8: Path | None, runtime: str):
 
 
 def measure(pairs, fp32_run, fast_run) -> dict:
-    """Compare two runners on (clean, degraded) pairs."""
+    """Compare two runners on (clean, degraded) pairs (or quantizer triples: the plane is fed too)."""
     ref_all, fast_all, res_ref, res_fast, within2 = [], [], [], [], []
     gain_ref, gain_fast = [], []
-    from .pairs import peak_of
+    from .pairs import model_input, peak_of
 
-    for clean, degraded in pairs:
+    for pair in pairs:
+        clean, degraded = pair[0], pair[1]
         peak = peak_of(clean)
-        x = (degraded.astype(np.float32) / peak)[None, None]
+        x = model_input(pair)
         a, b = fp32_run(x)[0, 0], fast_run(x)[0, 0]
         ref_all.append(a.ravel())
         fast_all.append(b.ravel())
@@ -87,7 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.int8 is None and args.runtime != "openvino-bf16":
         raise UsageError("--int8 is required (or measure bf16 with --runtime openvino-bf16)")
     if args.pairs is not None:
-        pairs = codec_split(args.pairs, held_out=True)
+        from vsfilter.models import ModelError, resolve_model
+
+        try:
+            planes = resolve_model(args.fp32).planes
+        except ModelError as exc:
+            raise UsageError(str(exc)) from None
+        pairs = codec_split(args.pairs, held_out=True, quantizer=planes == 2)
     else:
         paths = held_out_paths(args.manifest) if args.manifest else None
         pairs = degraded_pairs(images=args.images, paths=paths, max_side=args.max_side)

@@ -19,7 +19,7 @@ import numpy as np
 from vsfilter.atomic import atomic_output, atomic_write_text
 
 from .calibration import codec_split, crops, degraded_pairs
-from .cli import check_output_file, require_onnx, run_main, sha256_file, step_parser
+from .cli import UsageError, check_output_file, require_onnx, run_main, sha256_file, step_parser
 from .registry import update_registry
 
 QUANT_MODE = "static-qdq-per-channel"
@@ -94,7 +94,13 @@ def main(argv: list[str] | None = None) -> int:
 
         load_checkpoint(args.qat_ckpt)  # fail before calibrating, not after
     if args.pairs is not None:
-        pairs = codec_split(args.pairs, held_out=False)
+        from vsfilter.models import ModelError, resolve_model
+
+        try:
+            planes = resolve_model(args.model).planes
+        except ModelError as exc:
+            raise UsageError(str(exc)) from None
+        pairs = codec_split(args.pairs, held_out=False, quantizer=planes == 2)
     elif args.manifest is not None:
         train = [Path(r["path"]) for r in json.loads(args.manifest.read_text())["data"]["train"]]
         pairs = degraded_pairs(paths=train, max_side=1024)
@@ -138,13 +144,17 @@ def export_qat(ckpt: Path, directory: Path) -> Path:
 
 
 def default_exclude(model: Path) -> list[str]:
-    """Keep the last Conv and the final (global skip) Add in float: the residual is small and precise."""
+    """Keep the final (global skip) Add and the Convs that feed it in float: the residual is small and
+    precise, and a two-input model's skip (a 1x1 Conv passing the luma on) must stay exact."""
     import onnx
 
-    nodes = onnx.load(str(model)).graph.node
-    last_conv = [n.name for n in nodes if n.op_type == "Conv"][-1:]
-    last_add = [n.name for n in nodes if n.op_type == "Add"][-1:]
-    return last_conv + last_add
+    nodes = list(onnx.load(str(model)).graph.node)
+    adds = [n for n in nodes if n.op_type == "Add"]
+    if not adds:
+        return [n.name for n in nodes if n.op_type == "Conv"][-1:]
+    producers = {out: n for n in nodes for out in n.output}
+    feeding = [producers[i].name for i in adds[-1].input if i in producers and producers[i].op_type == "Conv"]
+    return feeding + [adds[-1].name]
 
 
 if __name__ == "__main__":
