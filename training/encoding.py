@@ -145,19 +145,17 @@ def side_data_qp(frame, bits: int) -> np.ndarray | None:
     """The H.264-equivalent QP block map (16 px blocks) of a decoded frame's quantizer side data, or None."""
     from av.sidedata.sidedata import Type
 
-    from vsfilter.quantizer import qp_equivalent
+    from vsfilter.quantizer import equivalent_map, side_data_props
 
     params = frame.side_data.get(Type.VIDEO_ENC_PARAMS)
-    if params is None:
+    found = None if params is None else equivalent_map(side_data_props(params, frame.width), bits)
+    if found is None:
         return None
-    kind = {0: "vp9", 1: "h264", 2: "mpeg2"}.get(int(params.codec_type))
-    if kind is None:
-        return None
+    qmap, block = found
     shape = _block_shape(frame.height, frame.width)
-    if params.nb_blocks:
-        qmap = np.asarray(params.qp_map(), dtype=np.float64)
-        return np.asarray(qp_equivalent(kind, qmap, bits), np.float32)[: shape[0], : shape[1]]
-    return np.full(shape, qp_equivalent(kind, params.qp, bits), np.float32)
+    if not block:
+        return np.full(shape, qmap[0, 0], np.float32)
+    return qmap.astype(np.float32)[: shape[0], : shape[1]]
 
 
 def _x265_frame_qps(log: str, frames: int) -> list[float] | None:

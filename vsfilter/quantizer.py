@@ -23,7 +23,8 @@ import math
 import numpy as np
 
 __all__ = ["KINDS", "PLANE_SCALE", "UNKNOWN", "qp_equivalent", "plane_value", "VP9_AC_QLOOKUP", "block_plane",
-           "side_data_props", "frame_plane", "PROP_MEAN", "PROP_KIND", "PROP_BLOCK", "PROP_MAP", "PROP_MAP_WIDTH"]
+           "side_data_props", "frame_plane", "equivalent_map", "PROP_MEAN", "PROP_KIND", "PROP_BLOCK", "PROP_MAP",
+           "PROP_MAP_WIDTH"]
 
 #: The quantizer kinds a QP is reported in (the ``QPKind`` frame prop of :func:`vsfilter.source`).
 KINDS = ("h264", "hevc", "vp9", "av1", "mpeg2")
@@ -137,12 +138,28 @@ def frame_plane(props, width: int, height: int, bits: int, override: float | str
         return np.full((height, width), UNKNOWN, np.float32)
     if override is not None:
         return np.full((height, width), plane_value(float(override)), np.float32)
-    if PROP_KIND not in props or PROP_MEAN not in props:
+    found = equivalent_map(props, bits)
+    if found is None:
         return np.full((height, width), UNKNOWN, np.float32)
+    qmap, block = found
+    if not block:
+        return np.full((height, width), plane_value(float(qmap[0, 0])), np.float32)
+    return block_plane(qmap, height, width, block)
+
+
+def equivalent_map(props, bits: int) -> tuple[np.ndarray, int] | None:
+    """(H.264-equivalent QP per block, the block size; 0 with a 1x1 map for one QP per frame) of a frame's
+    QP props (:func:`side_data_props`), or None when it has none.
+
+    Args:
+        props: the frame's props.
+        bits: the stream's bit depth (H.264 QPs carry its offset).
+    """
+    if PROP_KIND not in props or PROP_MEAN not in props:
+        return None
     kind = _text(props[PROP_KIND])
     block = int(props.get(PROP_BLOCK, 0))
     if block and PROP_MAP in props:
-        cols = int(props[PROP_MAP_WIDTH])
-        qmap = np.frombuffer(props[PROP_MAP], np.uint8).astype(np.float64).reshape(-1, cols)
-        return block_plane(qp_equivalent(kind, qmap, bits), height, width, block)
-    return np.full((height, width), plane_value(qp_equivalent(kind, float(props[PROP_MEAN]), bits)), np.float32)
+        qmap = np.frombuffer(props[PROP_MAP], np.uint8).astype(np.float64).reshape(-1, int(props[PROP_MAP_WIDTH]))
+        return np.asarray(qp_equivalent(kind, qmap, bits)), block
+    return np.full((1, 1), qp_equivalent(kind, float(props[PROP_MEAN]), bits)), 0

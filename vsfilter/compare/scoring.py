@@ -23,7 +23,7 @@ import numpy as np
 import vapoursynth as vs
 
 from ..errors import VmafError
-from .vmaf_models import ScoringSpec, check_model_files, escape_path, parse_vmaf_models
+from .vmaf_models import ScoringSpec, check_model_files, escape_path
 
 __all__ = ["METRICS", "CAMBI", "MIN_SIZE", "VmafError", "VmafScorer", "Scores", "pix_fmt_for", "metrics_for",
            "cambi_runs", "CAMBI_MIN_SIDE",
@@ -47,7 +47,7 @@ def metrics_for(cambi: bool, spec: ScoringSpec | None = None) -> dict[str, str]:
     """The metrics a comparison scores: :data:`METRICS` (with a metric per extra VMAF model of ``spec``),
     plus :data:`CAMBI` when ``cambi``."""
     metrics = dict(METRICS) if spec is None else spec.labels() | {k: v for k, v in METRICS.items() if k != "vmaf"}
-    return metrics | CAMBI if cambi else metrics
+    return metrics | {"cambi": CAMBI["cambi"] if spec is None else spec.cambi_key()} if cambi else metrics
 
 
 #: Smallest width and height libvmaf's extractors handle: at 16 pixels on either side (2x2 and 7x5
@@ -102,8 +102,7 @@ def vs_to_av(frame: vs.VideoFrame, pix_fmt: str, pts: int, time_base: Fraction) 
 def check_vmaf_model(vmaf_model: str) -> None:
     """Fail early (before decoding anything) when a name of ``vmaf_model`` is unknown or libvmaf cannot
     load one of its model files (``auto``, ``v1``, ``:phone`` and lists included; see ``vmaf_models``)."""
-    parse_vmaf_models(vmaf_model)
-    check_model_files(vmaf_model)
+    check_model_files(vmaf_model)  # parses every name first
 
 
 #: Frames of at least this many pixels never meet VMAF v1's size limits (its SpEED features work on
@@ -186,8 +185,6 @@ class VmafScorer:
                  subsample: int = 1, threads: int = 0, cambi: bool = False) -> None:
         check_frame_size(width, height)
         self._metrics = metrics_for(cambi, spec)
-        if cambi:
-            self._metrics["cambi"] = spec.cambi_key()
         fd, self._log = tempfile.mkstemp(prefix="vsfilter-vmaf-", suffix=".json")
         os.close(fd)
         # Banding is judged as v1's own CAMBI judges it: told the encode's native size and bit depth.

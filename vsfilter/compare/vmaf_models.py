@@ -284,8 +284,7 @@ def _parse_one(name: str) -> tuple[str, bool]:
 
 def parse_vmaf_models(spec: str) -> list[tuple[str, bool]]:
     """(base name, phone?) of each name of a model spec; checks each is known without loading it."""
-    parsed = [_parse_one(name) for name in _split(spec)]
-    return parsed
+    return [_parse_one(name) for name in _split(spec)]
 
 
 def _resolve_one(base: str, phone: bool, width: int, height: int, fps: float) -> VmafModel:
