@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +22,29 @@ ROOT = Path(__file__).resolve().parents[1]
 def filter_onnx(tmp_path_factory) -> Path:
     """A learned_filter_v1-shaped model (4 ResBlocks) with random weights."""
     return build_filter_onnx(tmp_path_factory.mktemp("models") / "random_filter.onnx")
+
+
+@pytest.fixture(scope="session")
+def quantizer_pairs(tmp_path_factory) -> Path:
+    """A small codec pair set with quantizer maps and coded rates (training.codec_pairs): 3 skimage photos
+    (packages a, a, b), 4-frame pans, x264 and x265 round trips, identity pairs."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("quantizer_pairs")
+    photos = root / "photos"
+    photos.mkdir()
+    skimage = Path(pytest.importorskip("skimage").__file__).parent / "data"
+    rows = []
+    for i, name in enumerate(("astronaut.png", "coffee.png", "chelsea.png")):
+        Image.open(skimage / name).convert("L").save(photos / f"{i}.png")
+        rows.append({"file": f"{i}.png", "package": "a" if i < 2 else "b"})
+    (photos / "corpus.json").write_text(json.dumps({"files": rows}))
+    pairs = root / "pairs"
+    subprocess.run([sys.executable, "-m", "training.codec_pairs", "--photos", str(photos), "--no-videos", "--output",
+                    str(pairs), "--frames", "4", "--clips-per-photo", "1", "--encodes-per-clip", "2", "--keep-frames",
+                    "2", "--codecs", "libx264", "libx265", "--identity", "0.2", "--seed", "2", "--quiet"],
+                   check=True, cwd=ROOT, timeout=600)
+    return pairs
 
 
 @pytest.fixture(scope="session")

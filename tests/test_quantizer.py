@@ -4,7 +4,6 @@ training that resumes exactly."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -61,10 +60,21 @@ def test_one_scale_for_every_codec():
     assert qp_equivalent("vp9", 0) == 0 and qp_equivalent("av1", 120) == qp_equivalent("vp9", 120)
     assert qp_equivalent("mpeg2", 8) == pytest.approx(22.0)
     props = {"QPKind": "h264", "QPMean": 30.0, "QPBlockSize": 16, "QPMap": bytes([20, 40, 30, 30]), "QPMapWidth": 2}
-    plane = frame_plane(props, 20, 20, 8)
+    told = frame_plane(props, 20, 20, 8)
+    plane = told.plane
     assert plane[0, 0] == pytest.approx(20 / 51) and plane[0, 19] == pytest.approx(40 / 51) and plane.shape == (20, 20)
-    assert (frame_plane({}, 8, 8, 8) == UNKNOWN).all() and (frame_plane(props, 8, 8, 8, "unknown") == UNKNOWN).all()
-    assert (frame_plane(props, 8, 8, 8, 51) == 1.0).all()
+    assert told.source == "bitstream" and told.qp == pytest.approx(30.0)
+    assert (frame_plane({}, 8, 8, 8).plane == UNKNOWN).all() and frame_plane({}, 8, 8, 8).source == "unknown"
+    assert (frame_plane(props, 8, 8, 8, "unknown").plane == UNKNOWN).all()
+    assert (frame_plane(props, 8, 8, 8, 51).plane == 1.0).all() and frame_plane(props, 8, 8, 8, 51).source == "given"
+    # the estimate only where the props say nothing (or when asked for), and only when it is asked
+    asked = []
+    estimate = lambda: asked.append(1) or 36.0  # noqa: E731
+    assert frame_plane(props, 8, 8, 8, estimate=estimate).source == "bitstream" and not asked
+    guessed = frame_plane({}, 8, 8, 8, estimate=estimate)
+    assert guessed.source == "estimate" and guessed.qp == 36.0 and (guessed.plane == np.float32(36 / 51)).all()
+    assert frame_plane(props, 8, 8, 8, "estimate", estimate).source == "estimate"
+    assert frame_plane({}, 8, 8, 8, estimate=lambda: None).source == "unknown"
 
 
 @pytest.fixture(scope="module")
@@ -137,26 +147,12 @@ def _train(*args: str) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-def test_quantizer_training_resumes_to_the_unbroken_run(tmp_path):
+def test_quantizer_training_resumes_to_the_unbroken_run(quantizer_pairs, tmp_path):
     """Codec pairs with their quantizer, a two-input network warm-started from codec_v2 (step 0 = codec_v2),
     and a run stopped after one chunk and resumed equals the unbroken run."""
     from training.checkpoint import load_model
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    skimage = Path(pytest.importorskip("skimage").__file__).parent / "data"
-    rows = []
-    for i, name in enumerate(("astronaut.png", "coffee.png", "chelsea.png")):
-        from PIL import Image
-
-        Image.open(skimage / name).convert("L").save(photos / f"{i}.png")
-        rows.append({"file": f"{i}.png", "package": "a" if i < 2 else "b"})
-    (photos / "corpus.json").write_text(json.dumps({"files": rows}))
-    pairs = tmp_path / "pairs"
-    subprocess.run([sys.executable, "-m", "training.codec_pairs", "--photos", str(photos), "--no-videos", "--output",
-                    str(pairs), "--frames", "4", "--clips-per-photo", "1", "--encodes-per-clip", "2", "--keep-frames",
-                    "2", "--codecs", "libx264", "libx265", "--identity", "0.2", "--seed", "2", "--quiet"],
-                   check=True, cwd=ROOT, timeout=600)
+    pairs = quantizer_pairs
     common = ["--degradation", "codec", "--pairs", str(pairs), "--quantizer", "--val-packages", "b", "--steps", "6",
               "--chunk", "3", "--crop", "64", "--batch-size", "4", "--lr", "5e-4", "--seed", "4", "--quiet"]
     init = ["--init", str(ROOT / "model" / "tiny" / "learned_filter_codec_v2.onnx")]

@@ -171,13 +171,15 @@ def make_clip(spec: ClipSpec, cfg: dict) -> dict:
     for _ in range(cfg["encodes_per_clip"]):
         encode = _draw_encode(rng, cfg, bits)
         trip = round_trip(clean, encode)
+        rate = trip.bits_per_pixel
         keep = np.sort(rng.choice(cfg["frames"], size=min(cfg["keep_frames"], cfg["frames"]), replace=False))
         encodes.append(asdict(encode) | {"qp_source": trip.qp_source})
         keep_sets.append(keep)
         for f in keep:
             degraded.append(trip.frames[f])
             qps.append(trip.qp[f])
-            rows.append({"encode": len(encodes) - 1, "frame": int(f)})
+            rows.append({"encode": len(encodes) - 1, "frame": int(f)}
+                        | ({} if np.isnan(rate[f]) else {"bits_per_pixel": round(float(rate[f]), 6)}))
     frames_used = sorted({int(f) for keep in keep_sets for f in keep})
     position = {f: i for i, f in enumerate(frames_used)}
     for row in rows:

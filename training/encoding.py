@@ -124,11 +124,25 @@ class RoundTrip:
         qp_source: ``bitstream`` (the decoder's side data: H.264 per macroblock, VP9 per frame),
             ``encoder`` (the frame QP the encoder reports or was forced to: x265's per-frame log,
             SVT-AV1's CRF as qindex) or ``none`` (identity pairs).
+        coded_bytes: per frame, the size of its coded packet; 0 for identity round trips (nothing was coded).
+        keyframe: per frame, whether its packet is a keyframe.
     """
 
     frames: np.ndarray
     qp: np.ndarray
     qp_source: str
+    coded_bytes: np.ndarray
+    keyframe: np.ndarray
+
+    @property
+    def bits_per_pixel(self) -> np.ndarray:
+        """Per frame, the coded rate around it (``vsfilter.qp_estimator.coded_bits_per_pixel``, the
+        ``CodedBitsPerPixel`` prop ``vsfilter.source`` sets); NaN for identity round trips."""
+        from vsfilter.qp_estimator import coded_bits_per_pixel
+
+        if not self.coded_bytes.any():
+            return np.full(len(self.frames), np.nan)
+        return coded_bits_per_pixel(self.coded_bytes, self.keyframe, self.frames.shape[1] * self.frames.shape[2])
 
 
 #: The block size of the stored quantizer maps (H.264's macroblock).
@@ -185,7 +199,7 @@ def round_trip(frames: np.ndarray, encode: Encode) -> RoundTrip:
     n, height, width = frames.shape
     unknown = np.full((n, *_block_shape(height, width)), np.nan, np.float32)
     if encode.encoder == IDENTITY:
-        return RoundTrip(frames.copy(), unknown, "none")
+        return RoundTrip(frames.copy(), unknown, "none", np.zeros(n, np.int64), np.zeros(n, bool))
     bits = 10 if frames.dtype == np.uint16 else 8
     options = encoder_options(encode, n)
     with tempfile.TemporaryDirectory(prefix="vsfilter-rt-") as tmp:
@@ -205,18 +219,23 @@ def round_trip(frames: np.ndarray, encode: Encode) -> RoundTrip:
         x265_qps = _x265_frame_qps(log, n) if encode.encoder == "libx265" else None
     decoder = av.CodecContext.create(ENCODERS[encode.encoder].decoder, "r")
     decoder.options = {"export_side_data": "venc_params"}
-    decoded, maps = [], []
+    decoded, maps, coded, key = [], [], [], []
+    sizes = {int(p.pts): (int(p.size), bool(p.is_keyframe)) for p in packets if p.pts is not None}
     for packet in packets + [None]:
         for frame in decoder.decode(packet):
             decoded.append(decoded_luma(frame, height, width))
             maps.append(side_data_qp(frame, bits))
+            size, keyframe = sizes.get(int(frame.pts), (0, False)) if frame.pts is not None else (0, False)
+            coded.append(size)
+            key.append(keyframe)
     if len(decoded) != n:
         raise RuntimeError(f"{encode.encoder} returned {len(decoded)} of {n} frames")
     out = np.stack(decoded)
     if out.dtype != frames.dtype:
         raise RuntimeError(f"{encode.encoder} decoded {out.dtype} samples from {frames.dtype} input")
+    rate = (np.array(coded, np.int64), np.array(key, bool))
     if all(m is not None for m in maps):
-        return RoundTrip(out, np.stack(maps), "bitstream")
+        return RoundTrip(out, np.stack(maps), "bitstream", *rate)
     qp = unknown
     if x265_qps is not None:
         # x265's log reports QPs on the 8-bit scale at every bit depth
@@ -224,7 +243,7 @@ def round_trip(frames: np.ndarray, encode: Encode) -> RoundTrip:
     elif encode.encoder == "libsvtav1":  # SVT-AV1 maps CRF c to base qindex 4c (255 at 63)
         qindex = 255 if encode.crf >= 63 else 4 * encode.crf
         qp = np.full(unknown.shape, qp_equivalent("av1", qindex), np.float32)
-    return RoundTrip(out, qp, "encoder" if not np.isnan(qp).all() else "none")
+    return RoundTrip(out, qp, "encoder" if not np.isnan(qp).all() else "none", *rate)
 
 
 def check_encoders(codecs: list[str]) -> None:

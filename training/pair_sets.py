@@ -30,7 +30,9 @@ def load_pairs(directory: Path, packages: set[str] | None = None, exclude: set[s
     nothing (identity pairs, lossless encodes) are kept only with ``identity=True``: they teach leaving
     pixels alone but have no PSNR to report. With ``quantizer=True`` each pair is a triple
     ``(clean, degraded, qp)``: ``qp`` the degraded frame's quantizer map (H.264-equivalent QP per 16x16
-    block, NaN = unknown; ``training.encoding.RoundTrip``), and labels add ``qp_source``.
+    block, NaN = unknown; ``training.encoding.RoundTrip``), and labels add ``qp_source``. Labels carry
+    each degraded frame's coded rate (``bits_per_pixel``: ``RoundTrip.bits_per_pixel``) where the set
+    recorded it (None for identity pairs and sets built before it was).
     """
     manifest_path = directory / "manifest.json"
     try:
@@ -55,5 +57,6 @@ def load_pairs(directory: Path, packages: set[str] | None = None, exclude: set[s
             pairs.append((clean[row["clean"]], degraded[i]) + ((qps[i],) if qps is not None else ()))
             labels.append({"clip": clip["clip"], "package": clip["package"], "source": clip["source"],
                            "encoder": enc["encoder"], "crf": enc["crf"], "bits": int(clip.get("bits", 8)),
-                           "qp_source": enc.get("qp_source", "none")})
+                           "qp_source": enc.get("qp_source", "none"),
+                           "bits_per_pixel": row.get("bits_per_pixel")})
     return pairs, labels

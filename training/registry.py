@@ -44,6 +44,15 @@ REGISTRY_SCHEMA = {
                     "quant_accuracy_budget_plcc": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
                     "license": {"type": "string"},
                     "notes": {"type": "string"},
+                    # what the network is fed: the luma, or the luma and the quantizer plane (vsfilter.quantizer)
+                    "inputs": {"enum": [["luma"], ["luma", "quantizer"]]},
+                    "qp_estimator": {  # the estimate a two-input model's plane falls back on (vsfilter.qp_estimator)
+                        "type": "object",
+                        "required": ["onnx", "sha256"],
+                        "additionalProperties": False,
+                        "properties": {"onnx": {"type": "string", "pattern": r"^[^/\\]+\.onnx$"}, "sha256": _SHA,
+                                       "notes": {"type": "string"}},
+                    },
                     "gate": {  # vsfilter.gate.Gate.to_record(): the per-frame gate of a gated model
                         "type": "object",
                         "required": ["kind", "features", "weights", "mean", "scale", "bias", "threshold"],

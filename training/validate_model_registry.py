@@ -20,8 +20,10 @@ from .cli import UsageError, run_main, sha256_file, step_parser
 from .registry import OP_ALLOWLIST, QUANT_OPS, REGISTRY_SCHEMA, graph_ops, graph_opset
 
 
-def check_model_file(label: str, path: Path, sha: str, opset: int | None, allowed: frozenset) -> list[str]:
-    """Problems with one ONNX file: missing, hash, opset, ops, and a 64x48 ORT run."""
+def check_model_file(label: str, path: Path, sha: str, opset: int | None, allowed: frozenset | None,
+                     planes: int = 1, output: tuple[int, ...] = (1, 1, 48, 64)) -> list[str]:
+    """Problems with one ONNX file: missing, hash, opset, ops (``allowed``; None = any), and a 64x48 ORT
+    run on ``planes`` input planes that must give ``output``'s shape."""
     if not path.is_file():
         return [f"{label}: file {path.name} is missing"]
     problems = []
@@ -35,17 +37,40 @@ def check_model_file(label: str, path: Path, sha: str, opset: int | None, allowe
         return problems + [f"{label}: {path.name} is not a readable ONNX model ({type(exc).__name__})"]
     if opset is not None and got_opset != opset:
         problems.append(f"{label}: {path.name} has opset {got_opset}, registry says {opset}")
-    if not ops <= allowed:
+    if allowed is not None and not ops <= allowed:
         problems.append(f"{label}: {path.name} has ops outside the allowlist: {sorted(ops - allowed)}")
     try:
         import onnxruntime as ort
 
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         name = session.get_inputs()[0].name
-        out = session.run(None, {name: np.random.default_rng(0).random((1, 1, 48, 64), dtype=np.float32)})[0]
-        if out.shape != (1, 1, 48, 64) or not np.isfinite(out).all():
+        out = session.run(None, {name: np.random.default_rng(0).random((1, planes, 48, 64), dtype=np.float32)})[0]
+        if out.shape != output or not np.isfinite(out).all():
             problems.append(f"{label}: {path.name} on a 64x48 frame gave shape {out.shape} or non-finite values")
     except Exception as exc:
+        problems.append(f"{label}: {path.name} fails to run in ONNX Runtime ({str(exc).splitlines()[0][:200]})")
+    return problems
+
+
+def check_estimator_file(label: str, path: Path, sha: str) -> list[str]:
+    """Problems with a quantizer estimator (its own small graph, pooling to one QP per frame: any op ORT
+    runs): missing, hash, and a run as vmaf_pre runs it (``vsfilter.qp_estimator``) on a 64x48 frame."""
+    from vsfilter.errors import ModelError
+    from vsfilter.qp_estimator import PROP_CODEC, PROP_RATE, QuantizerEstimator
+
+    if not path.is_file():
+        return [f"{label}: file {path.name} is missing"]
+    actual = sha256_file(path)
+    problems = [] if actual == sha else [f"{label}: sha256 of {path.name} is {actual}, registry says {sha}"]
+    try:
+        estimator = QuantizerEstimator(path)
+        frame = np.random.default_rng(0).integers(0, 256, (48, 64), dtype=np.uint8)
+        qp = estimator(frame, 255, {PROP_CODEC: estimator.codecs[0], PROP_RATE: 0.1})
+        if qp is None or not np.isfinite(qp):
+            problems.append(f"{label}: {path.name} gave no QP for a 64x48 {estimator.codecs[0]} frame")
+    except ModelError as exc:
+        problems.append(f"{label}: {exc}")
+    except Exception as exc:  # ORT's own error types
         problems.append(f"{label}: {path.name} fails to run in ONNX Runtime ({str(exc).splitlines()[0][:200]})")
     return problems
 
@@ -70,10 +95,17 @@ def validate(directory: Path) -> tuple[list[str], int]:
     problems += [f"registry.json: id {i!r} is listed twice" for i in sorted({i for i in ids if ids.count(i) > 1})]
     for entry in registry["models"]:
         label = entry["id"]
-        problems += check_model_file(label, directory / entry["onnx"], entry["sha256"], entry["opset"], OP_ALLOWLIST)
+        planes = len(entry.get("inputs", ["luma"]))
+        problems += check_model_file(label, directory / entry["onnx"], entry["sha256"], entry["opset"], OP_ALLOWLIST,
+                                     planes)
         if "int8_onnx" in entry:
             problems += check_model_file(f"{label} int8", directory / entry["int8_onnx"], entry["int8_sha256"],
-                                         None, OP_ALLOWLIST | QUANT_OPS)
+                                         None, OP_ALLOWLIST | QUANT_OPS, planes)
+        if "qp_estimator" in entry:
+            if planes != 2:
+                problems.append(f"{label}: a qp_estimator is for models whose inputs are luma and quantizer")
+            problems += check_estimator_file(f"{label} qp_estimator", directory / entry["qp_estimator"]["onnx"],
+                                             entry["qp_estimator"]["sha256"])
         if "sidecar" in entry:
             problems += check_sidecar(label, directory / entry["sidecar"], entry)
     return problems, len(registry["models"])

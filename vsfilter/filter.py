@@ -13,6 +13,7 @@ from .backends.base import sample_converters
 from .errors import FrameError, ModelError, OptionError, VsfilterError, vs_error
 from .models import ModelSpec
 from .plan import FilterPlan, plan_filter
+from .qp_estimator import QuantizerEstimator
 from .quantizer import frame_plane
 from .tiling import even_tile, filter_tiled, normalize_pair
 
@@ -27,6 +28,10 @@ PROP_PRECISION = "VmafPrePrecision"
 #: probability that the frame is a poor encode the network restores.
 PROP_APPLIED = "VmafPreApplied"
 PROP_GATE = "VmafPreGate"
+#: On a two-input model's frames: the mean H.264-equivalent QP its quantizer plane said (-1 = unknown)
+#: and where that came from (``vsfilter.quantizer.QP_SOURCES``: bitstream, estimate, given, unknown).
+PROP_QP = "VmafPreQP"
+PROP_QP_SOURCE = "VmafPreQPSource"
 
 #: On CPU backends, planes larger than this are tiled by default. The model keeps ~16 float32
 #: channels of a few live tensors per pixel (~250 B/px measured: 3840x2160 untiled peaked at 2.3-2.9 GB
@@ -65,8 +70,11 @@ def vmaf_pre(
     encodes and passes the others unchanged (props ``VmafPreApplied`` 0/1 and ``VmafPreGate``). A
     two-input model (``[N,2,H,W]``: learned_filter_codec_v3) is fed each frame's quantizer plane besides
     the luma, built from the QP props :func:`vsfilter.source` sets where the decoder exports them
-    (H.264, MPEG-2, VP9; ``vsfilter.quantizer``), else the model's "unknown" value; chroma planes get
-    the luma's plane subsampled.
+    (H.264, MPEG-2, VP9; ``vsfilter.quantizer``), else from its registry row's learned estimate of the
+    frame's QP (``vsfilter.qp_estimator``: HEVC, AV1, raw video, clips of other source filters), else
+    the model's "unknown" value; chroma planes get the luma's plane subsampled. Its frames get
+    ``VmafPreQP`` (the mean H.264-equivalent QP fed, -1 unknown) and ``VmafPreQPSource``
+    (``bitstream``, ``estimate``, ``given`` or ``unknown``).
 
     Args:
         clip: GRAY or YUV clip, 8-16 bit integer or 16/32 bit float, constant format and size.
@@ -92,9 +100,10 @@ def vmaf_pre(
         tile_batch: tiles sent to the model per call when tiling.
         backend: a backend dataclass (``ORT_CPU(...)``, ``ORT_CUDA(...)``, ``TORCH_CUDA(...)``,
             ``OpenVINO(...)``) instead of ``device``/``threads``/``num_streams``.
-        quantizer: two-input models only: None = each frame's QP props; an H.264-equivalent QP (0-63)
-            for every frame (for users who know better: how hard to restore); ``"unknown"`` = as if no
-            quantizer were known (blind).
+        quantizer: two-input models only: None = each frame's QP props, else the model's estimate;
+            an H.264-equivalent QP (0-63) for every frame (for users who know better: how hard to
+            restore); ``"estimate"`` = the estimate even where the props tell the quantizer;
+            ``"unknown"`` = as if no quantizer were known (blind).
 
     Returns:
         The filtered clip.
@@ -111,6 +120,11 @@ def vmaf_pre(
         if quantizer is not None and plan.spec.planes < 2:
             raise OptionError(f"quantizer= is for two-input models (luma and quantizer plane); {plan.spec.id} "
                               "takes the luma only: leave quantizer unset")
+        if quantizer == "estimate" and plan.spec.qp_estimator is None:
+            raise OptionError(f"quantizer='estimate' needs a model with a quantizer estimator; {plan.spec.id} has "
+                              "none: give a QP, 'unknown' or None")
+        estimator = (QuantizerEstimator(plan.spec.qp_estimator)
+                     if plan.spec.qp_estimator is not None and quantizer in (None, "estimate") else None)
     except VsfilterError as exc:
         raise vs_error("vmaf_pre", exc) from None
 
@@ -128,12 +142,17 @@ def vmaf_pre(
     def filter_frame(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
         out = f.copy()
         try:
-            extra = {}
+            extra: dict[str, int | float | str] = {}
             run = True
             if gate is not None:
                 run, probability = gate.selects(np.asarray(f[0]), peak or 1.0)
                 extra = {PROP_APPLIED: int(run), PROP_GATE: probability}
-            qplane = frame_plane(f.props, f.width, f.height, bits, quantizer) if two_planes and run else None
+            qplane = None
+            if two_planes:
+                told = frame_plane(f.props, f.width, f.height, bits, quantizer,
+                                   None if estimator is None else lambda: estimator(np.asarray(f[0]), peak, f.props))
+                qplane = told.plane
+                extra |= {PROP_QP: -1.0 if told.qp is None else told.qp, PROP_QP_SOURCE: told.source}
             for p in planes if run else ():
                 side = None if qplane is None else _subsampled(qplane, np.asarray(f[p]).shape)
                 np.copyto(np.asarray(out[p]), _run_plane(runner, np.asarray(f[p]), peak, tiles, tile_batch, side))
@@ -211,11 +230,11 @@ def _tiling(tilesize, overlap, plan: FilterPlan, clip: vs.VideoNode) -> Tiles | 
 
 
 def _check_quantizer(quantizer: object) -> None:
-    if quantizer is None or quantizer == "unknown":
+    if quantizer is None or quantizer in ("unknown", "estimate"):
         return
     if isinstance(quantizer, bool) or not isinstance(quantizer, int | float) or not 0 <= quantizer <= 63:
-        raise vs_error("vmaf_pre", OptionError(f"quantizer must be an H.264-equivalent QP from 0 to 63, 'unknown' "
-                                               f"or None (the frames' QP props), got {quantizer!r}"))
+        raise vs_error("vmaf_pre", OptionError(f"quantizer must be an H.264-equivalent QP from 0 to 63, 'unknown', "
+                                               f"'estimate' or None (the frames' QP props), got {quantizer!r}"))
 
 
 def _check_output_shape(spec: ModelSpec, runner: Runner) -> None:

@@ -57,6 +57,8 @@ class ModelSpec:
             the others pass unchanged; see ``vsfilter.gate``), else None.
         planes: input planes: 1 (``[N,1,H,W]``: the luma) or 2 (``[N,2,H,W]``: the luma and the quantizer
             plane of ``vsfilter.quantizer``, as learned_filter_codec_v3 takes them).
+        qp_estimator: a two-input registry model's quantizer estimator (``vsfilter.qp_estimator``): the
+            ONNX file its plane is estimated with where the frames carry no QP props; None without one.
     """
 
     id: str
@@ -72,6 +74,7 @@ class ModelSpec:
     int8_error: str | None = None
     gate: Gate | None = None
     planes: int = 1
+    qp_estimator: Path | None = None
 
     @property
     def identity(self) -> str:
@@ -214,7 +217,26 @@ def _spec_from_registry(entry: dict, directory: Path, verify: bool) -> ModelSpec
                           "the registry; the file is corrupt or was replaced (reinstall vsfilter, or use fp32/bf16)")
     spec = _spec_from_file(path, model_id=entry["id"], sha=sha, int8_path=int8_path, int8_sha=int8_sha)
     gate = Gate.from_record(entry["gate"], entry["id"]) if entry.get("gate") else None
-    return dataclasses.replace(spec, int8_error=int8_error, gate=gate)
+    estimator = _estimator_path(entry, directory, verify)
+    if estimator is not None and spec.planes != 2:
+        raise ModelError(f"registry model {entry['id']!r} takes the luma only, yet lists a qp_estimator; "
+                         "fix the registry")
+    return dataclasses.replace(spec, int8_error=int8_error, gate=gate, qp_estimator=estimator)
+
+
+def _estimator_path(entry: dict, directory: Path, verify: bool) -> Path | None:
+    """The verified ONNX file of a registry row's ``qp_estimator`` ({onnx, sha256}), or None."""
+    record = entry.get("qp_estimator")
+    if not record:
+        return None
+    path = directory / record["onnx"]
+    if not path.is_file():
+        raise ModelError(f"registry model {entry['id']!r}: its quantizer estimator {path.name} is missing "
+                         "(reinstall vsfilter)")
+    if verify and sha256_file(path) != record["sha256"]:
+        raise ModelError(f"registry model {entry['id']!r}: sha256 of its quantizer estimator {path.name} does not "
+                         "match the registry; the file is corrupt or was replaced (reinstall vsfilter)")
+    return path
 
 
 @functools.lru_cache(maxsize=32)

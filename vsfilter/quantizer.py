@@ -11,20 +11,23 @@ The common unit is the quantizer *step size*, written as the H.264 QP that has t
   H.264's), so qindex 255 maps to QP 51 and qindex 0 to -2 (clamped to 0);
 - **MPEG-2** ``quantiser_scale`` (1-112): a step of ``quantiser_scale`` (QP 4 + 6 log2(scale)).
 
-The model's plane is ``qp / 51`` (0 = lossless, 1 = H.264's coarsest), or :data:`UNKNOWN` where
-nothing tells the quantizer (HEVC, AV1, raw video, other sources): the network was trained to act
-blind-safe on that value.
+The model's plane is ``qp / 51`` (0 = lossless, 1 = H.264's coarsest). Where the bitstream says
+nothing (HEVC, AV1, raw video, other sources) the model's learned estimate (``vsfilter.qp_estimator``)
+stands in for the decoder's QP; without one the plane is :data:`UNKNOWN`, on which the network was
+trained to act blind-safe.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = ["KINDS", "PLANE_SCALE", "UNKNOWN", "qp_equivalent", "plane_value", "VP9_AC_QLOOKUP", "block_plane",
-           "side_data_props", "frame_plane", "equivalent_map", "PROP_MEAN", "PROP_KIND", "PROP_BLOCK", "PROP_MAP",
-           "PROP_MAP_WIDTH"]
+           "side_data_props", "frame_plane", "QuantizerPlane", "QP_SOURCES", "equivalent_map", "PROP_MEAN",
+           "PROP_KIND", "PROP_BLOCK", "PROP_MAP", "PROP_MAP_WIDTH"]
 
 #: The quantizer kinds a QP is reported in (the ``QPKind`` frame prop of :func:`vsfilter.source`).
 KINDS = ("h264", "hevc", "vp9", "av1", "mpeg2")
@@ -124,27 +127,54 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def frame_plane(props, width: int, height: int, bits: int, override: float | str | None = None) -> np.ndarray:
-    """The quantizer plane (float32 ``height`` x ``width``) a two-input model is fed for one frame.
+#: Where a two-input model's quantizer plane came from (the ``VmafPreQPSource`` prop of ``vmaf_pre``).
+QP_SOURCES = ("bitstream", "estimate", "given", "unknown")
+
+
+@dataclass(frozen=True)
+class QuantizerPlane:
+    """The quantizer plane a two-input model is fed for one frame.
+
+    Attributes:
+        plane: float32 ``height`` x ``width``: ``qp / 51`` per pixel, :data:`UNKNOWN` where not known.
+        qp: the frame's mean H.264-equivalent QP, or None when unknown.
+        source: one of :data:`QP_SOURCES`.
+    """
+
+    plane: np.ndarray
+    qp: float | None
+    source: str
+
+
+def frame_plane(props, width: int, height: int, bits: int, override: float | str | None = None,
+                estimate: Callable[[], float | None] | None = None) -> QuantizerPlane:
+    """The quantizer plane of one frame: the override, else the frame's QP props, else the estimate.
 
     Args:
         props: the frame's props (``QPKind``, ``QPMean``, ``QPBlockSize``, ``QPMap``, ``QPMapWidth`` as
-            :func:`vsfilter.source` sets them); without them the plane is :data:`UNKNOWN`.
+            :func:`vsfilter.source` sets them).
         width, height: the plane's size.
         bits: the stream's bit depth (H.264 QPs carry its offset).
-        override: an H.264-equivalent QP for every pixel, or ``"unknown"``; None = from the props.
+        override: an H.264-equivalent QP for every pixel, ``"unknown"``, ``"estimate"`` (the estimate even
+            where the props tell the quantizer) or None (the props, else the estimate).
+        estimate: the frame's estimated H.264-equivalent QP (a model's quantizer estimator), called only
+            when needed; None (or an estimate of None): :data:`UNKNOWN` where the props say nothing.
     """
-    if isinstance(override, str):
-        return np.full((height, width), UNKNOWN, np.float32)
-    if override is not None:
-        return np.full((height, width), plane_value(float(override)), np.float32)
-    found = equivalent_map(props, bits)
+    def constant(qp: float | None, source: str) -> QuantizerPlane:
+        return QuantizerPlane(np.full((height, width), plane_value(qp), np.float32), qp, source)
+
+    if override == "unknown":
+        return constant(None, "unknown")
+    if override is not None and not isinstance(override, str):
+        return constant(float(override), "given")
+    found = None if override == "estimate" else equivalent_map(props, bits)
     if found is None:
-        return np.full((height, width), UNKNOWN, np.float32)
+        qp = estimate() if estimate is not None else None
+        return constant(qp, "estimate") if qp is not None else constant(None, "unknown")
     qmap, block = found
     if not block:
-        return np.full((height, width), plane_value(float(qmap[0, 0])), np.float32)
-    return block_plane(qmap, height, width, block)
+        return constant(float(qmap[0, 0]), "bitstream")
+    return QuantizerPlane(block_plane(qmap, height, width, block), float(qmap.mean()), "bitstream")
 
 
 def equivalent_map(props, bits: int) -> tuple[np.ndarray, int] | None:

@@ -17,6 +17,7 @@ import numpy as np
 import vapoursynth as vs
 
 from ..errors import SourceError, vs_error
+from ..qp_estimator import coded_bits_per_pixel
 from .decoding import Cursor, CursorPool, FrameCache, open_media, probe, verify_tail
 from .index import FrameIndex, load_or_build_index
 from .planes import PlaneLayout, frame_planes, frame_props, layout_of
@@ -65,7 +66,11 @@ def source(path: str | os.PathLike, track: int = 0, threads: int = 0, fpsnum: in
     Returns:
         The clip, with ``_Matrix``, ``_Primaries``, ``_Transfer``, ``_Range``, ``_ColorRange``,
         ``_ChromaLocation``, ``_FieldBased``, ``_PictType``, ``_DurationNum``/``_DurationDen``,
-        ``_AbsoluteTime`` and ``_SARNum``/``_SARDen`` on every frame, and the QP props where known.
+        ``_AbsoluteTime`` and ``_SARNum``/``_SARDen`` on every frame; for coded video also ``Codec``
+        (FFmpeg's canonical codec name: ``hevc``, ``av1``, ...) and ``CodedBitsPerPixel`` (the mean
+        coded bits per pixel of the inter frames within 12 frames, from the packet index: what a
+        quantizer-conditioned model's estimate reads where the bitstream has no QP,
+        ``vsfilter.qp_estimator``), and the QP props where known.
     """
     if raw is not None:
         if fpsnum is not None:
@@ -112,6 +117,7 @@ class _Reader:
         self._pix_fmt: str | None = None
         self._layout: PlaneLayout | None = None
         self._size: tuple[int, int] | None = None
+        self._rate = np.zeros(0)  # coded bits per pixel per frame, from the index (set with the layout)
         first = self._decoded(0)[0]
         self.height, self.width = first[0].shape
 
@@ -198,6 +204,7 @@ class _Reader:
                 raise SourceError(f"{self.info.path.name}: pixel format {name} is not supported "
                                   "(yuv 4:2:0/4:2:2/4:4:4 8-16 bit, gray, nv12/p010, gbrp are)")
             self._pix_fmt, self._layout, self._size = name, layout, size
+            self._rate = coded_bits_per_pixel(self.index.size, self.index.keyframe, size[0] * size[1])
         elif name != self._pix_fmt:
             raise SourceError(f"frame {n}: pixel format changes mid-stream ({self._pix_fmt} -> {name})")
         elif size != self._size:
@@ -205,4 +212,4 @@ class _Reader:
                               f"{size[0]}x{size[1]})")
         planes = frame_planes(frame, self._layout, copy=False)  # views: copied once, into the VapourSynth frame
         timing = (self.index.duration[n], int(self.index.pts[n]) - self._first_pts)
-        return planes, frame_props(frame, self._layout, str(self._pix_fmt), self.info, *timing)
+        return planes, frame_props(frame, self._layout, str(self._pix_fmt), self.info, *timing, float(self._rate[n]))

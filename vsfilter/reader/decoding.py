@@ -48,6 +48,8 @@ class StreamInfo:
         time_base: the stream's time base.
         rate: the guessed or average frame rate (None when the container has none).
         sar: the sample aspect ratio (None when unknown).
+        codec: the codec's canonical FFmpeg name (``h264``, ``hevc``, ``av1``, ``ffv1``, ...): the
+            ``Codec`` frame prop.
     """
 
     path: Path
@@ -57,6 +59,7 @@ class StreamInfo:
     rate: Fraction | None
     sar: Fraction | None
     quantizer: bool = True
+    codec: str = ""
 
 
 def _fraction(value) -> Fraction | None:
@@ -77,7 +80,8 @@ def probe(container: av.container.InputContainer, path: Path, track: int, thread
         raise SourceError(f"{path.name}: the video stream has no time base")
     info = StreamInfo(path, track, threads, Fraction(tb.numerator, tb.denominator),
                       _fraction(stream.guessed_rate or stream.average_rate),
-                      _fraction(stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio), quantizer)
+                      _fraction(stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio), quantizer,
+                      stream.codec_context.codec.canonical_name)
     return info, stream
 
 
@@ -258,4 +262,5 @@ def verify_tail(index: FrameIndex, info: StreamInfo) -> FrameIndex:
     dur = index.duration[keep].copy()
     if len(last) > 1:
         dur[:-1] = np.diff(index.pts[keep])
-    return FrameIndex(index.pts[keep], dur, index.seek_pts[keep], index.keyframe[keep], index.time_base, True)
+    return FrameIndex(index.pts[keep], dur, index.seek_pts[keep], index.keyframe[keep], index.size[keep],
+                      index.time_base, True)

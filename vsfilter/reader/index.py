@@ -23,7 +23,7 @@ from ..cache import cache_dir
 
 __all__ = ["FrameIndex", "build_index", "load_or_build_index", "INDEX_VERSION"]
 
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 
 
 @dataclass
@@ -35,6 +35,7 @@ class FrameIndex:
         duration: duration of each frame in time-base ticks (from the next frame's PTS; the last from its packet).
         seek_pts: PTS of the keyframe packet to seek to before decoding the frame.
         keyframe: whether the frame's packet is a keyframe.
+        size: bytes of the frame's packet (the coded rate: ``vsfilter.qp_estimator.coded_bits_per_pixel``).
         time_base: (num, den) of the stream.
         tail_checked: the last GOP was decoded and frames that do not decode were dropped.
     """
@@ -43,6 +44,7 @@ class FrameIndex:
     duration: np.ndarray
     seek_pts: np.ndarray
     keyframe: np.ndarray
+    size: np.ndarray
     time_base: tuple[int, int]
     tail_checked: bool = False
 
@@ -67,7 +69,7 @@ class FrameIndex:
         """Write the index atomically (a reader never sees half of it)."""
         with atomic_open(path, "wb") as fh:
             np.savez(fh, pts=self.pts, duration=self.duration, seek_pts=self.seek_pts, keyframe=self.keyframe,
-                     meta=np.array(json.dumps(meta | {"time_base": self.time_base,
+                     size=self.size, meta=np.array(json.dumps(meta | {"time_base": self.time_base,
                                                       "tail_checked": self.tail_checked})))
 
     @classmethod
@@ -82,11 +84,11 @@ class FrameIndex:
                 stored = json.loads(str(data["meta"]))
                 if {k: stored.get(k) for k in meta} != meta:
                     return None
-                index = cls(data["pts"], data["duration"], data["seek_pts"], data["keyframe"],
+                index = cls(data["pts"], data["duration"], data["seek_pts"], data["keyframe"], data["size"],
                             tuple(stored["time_base"]), bool(stored["tail_checked"]))
         except Exception:  # BadZipFile, EOFError, ValueError, KeyError, OSError, ...: a cache miss
             return None
-        sizes = {len(index.pts), len(index.duration), len(index.seek_pts), len(index.keyframe)}
+        sizes = {len(index.pts), len(index.duration), len(index.seek_pts), len(index.keyframe), len(index.size)}
         return index if len(sizes) == 1 else None
 
 
@@ -95,7 +97,7 @@ def build_index(container: av.container.InputContainer, stream: av.video.stream.
     """Demux every packet of ``stream`` (no decoding) and derive the frame order and seek points."""
     size = os.path.getsize(container.name) if os.path.isfile(container.name) else 0
     bar = _Progress(size, progress)
-    rows: list[tuple[int, int, bool, int]] = []  # (pts, dts-order, key, duration)
+    rows: list[tuple[int, int, bool, int, int]] = []  # (pts, dts-order, key, duration, bytes)
     order = 0
     last_ts = None
     for packet in container.demux(stream):
@@ -106,14 +108,14 @@ def build_index(container: av.container.InputContainer, stream: av.video.stream.
             # No timestamps at all (raw elementary streams): count on from the previous packet.
             pts = 0 if last_ts is None else last_ts + max(1, packet.duration or 1)
         last_ts = pts
-        rows.append((pts, order, bool(packet.is_keyframe), packet.duration or 0))
+        rows.append((pts, order, bool(packet.is_keyframe), packet.duration or 0, packet.size))
         order += 1
         if packet.pos is not None and packet.pos > 0:
             bar.update(packet.pos)
     bar.close()
     if not rows:
         empty = np.zeros(0, np.int64)
-        return FrameIndex(empty, empty.copy(), empty.copy(), np.zeros(0, bool), _time_base(stream))
+        return FrameIndex(empty, empty.copy(), empty.copy(), np.zeros(0, bool), empty.copy(), _time_base(stream))
     arr = np.array(rows, dtype=np.int64)
     # Keep one packet per PTS (a duplicate PTS is a broken mux: the decoder outputs one picture).
     arr = arr[np.unique(arr[:, 0], return_index=True)[1]]
@@ -124,7 +126,7 @@ def build_index(container: av.container.InputContainer, stream: av.video.stream.
     duration = np.empty_like(ordered)
     duration[:-1] = np.diff(ordered)
     duration[-1] = arr[-1, 3] if arr[-1, 3] > 0 else (duration[-2] if len(ordered) > 1 else 1)
-    return FrameIndex(ordered, duration, seek, arr[:, 2].astype(bool), _time_base(stream))
+    return FrameIndex(ordered, duration, seek, arr[:, 2].astype(bool), arr[:, 4].copy(), _time_base(stream))
 
 
 def _seek_points(arr: np.ndarray) -> np.ndarray:
@@ -134,7 +136,7 @@ def _seek_points(arr: np.ndarray) -> np.ndarray:
     keys: list[int] = []  # keyframe PTS values seen so far, in decode order
     seek = np.empty(len(rows), np.int64)
     first_pts = int(rows[:, 0].min())
-    for i, (pts, _, key, _) in enumerate(rows):
+    for i, (pts, _, key, *_) in enumerate(rows):
         if key:
             keys.append(int(pts))
         # The latest keyframe whose PTS is <= this frame's: a leading picture (PTS before its

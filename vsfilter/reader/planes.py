@@ -9,6 +9,7 @@ import av
 import numpy as np
 from av.sidedata.sidedata import Type
 
+from ..qp_estimator import PROP_CODEC, PROP_RATE
 from ..quantizer import side_data_props
 
 if TYPE_CHECKING:
@@ -121,14 +122,16 @@ def frame_planes(frame: av.VideoFrame, layout: PlaneLayout, copy: bool = True) -
 
 
 def frame_props(frame: av.VideoFrame, layout: PlaneLayout, pix_fmt: str, info: StreamInfo, duration: int,
-                since_first: int) -> dict:
+                since_first: int, rate: float | None = None) -> dict:
     """VapourSynth frame props of a decoded frame.
 
     Every frame gets every prop; unspecified colour values stay 2 (unspecified), an unspecified range is
     limited for YUV (FFmpeg's assumption) and full for RGB and yuvj, an unknown SAR is 1:1. Frames whose
     decoder exports its quantizer (H.264 and MPEG-2 per macroblock, VP9 per frame) also get ``QPMean``,
     ``QPKind``, ``QPBlockSize`` and, with a block map, ``QPMap`` and ``QPMapWidth``
-    (``vsfilter.quantizer.side_data_props``).
+    (``vsfilter.quantizer.side_data_props``). Every frame gets ``Codec`` (the stream's codec, FFmpeg's
+    canonical name) and, with ``rate``, ``CodedBitsPerPixel`` (``vsfilter.qp_estimator``: what a
+    quantizer estimate reads where the bitstream exports no quantizer).
 
     Args:
         frame: the decoded frame.
@@ -137,6 +140,7 @@ def frame_props(frame: av.VideoFrame, layout: PlaneLayout, pix_fmt: str, info: S
         info: the stream's timing.
         duration: the frame's duration in time-base ticks.
         since_first: its PTS minus the first frame's, in ticks.
+        rate: the coded bits per pixel around the frame (``coded_bits_per_pixel`` of the packet index).
     """
     rgb = layout.family == "rgb"
     full = frame.color_range == 2 or pix_fmt.startswith("yuvj") or rgb
@@ -154,6 +158,9 @@ def frame_props(frame: av.VideoFrame, layout: PlaneLayout, pix_fmt: str, info: S
     props["_AbsoluteTime"] = float(since_first * info.time_base)
     sar = info.sar if info.sar and info.sar > 0 else Fraction(1)
     props["_SARNum"], props["_SARDen"] = sar.numerator, sar.denominator
+    props[PROP_CODEC] = info.codec
+    if rate is not None:
+        props[PROP_RATE] = rate
     params = frame.side_data.get(Type.VIDEO_ENC_PARAMS)
     if params is not None:  # the decoder's quantizer (vsfilter.quantizer: QPMean, QPKind, QPMap, ...)
         props |= side_data_props(params, frame.width)
