@@ -4,6 +4,7 @@ training that resumes exactly."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -174,6 +175,19 @@ def test_quantizer_training_resumes_to_the_unbroken_run(quantizer_pairs, tmp_pat
     assert report.returncode == 0, report.stderr
     assert [line.split()[0] for line in report.stdout.splitlines()[1::2]] == [
         "learned_filter_codec_v2", "last.ckpt", "last.ckpt"] and "blind" in report.stdout
+    # shipped with its quantizer estimate: the registry row states the inputs and the estimator, and validates
+    from training.qp_estimator import QuantizerEstimator, export_estimator
+    from training.validate_model_registry import validate
+
+    export_estimator(QuantizerEstimator(8), tmp_path / "estimator.onnx")
+    shipped = subprocess.run([sys.executable, "-m", "training.export_tiny_models", "--c3-ckpt",
+                              str(tmp_path / "whole" / "last.ckpt"), "--output-dir", str(tmp_path / "models"),
+                              "--model-id", "test_v3", "--qp-estimator", str(tmp_path / "estimator.onnx")],
+                             capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert shipped.returncode == 0, shipped.stderr
+    row = json.loads((tmp_path / "models" / "registry.json").read_text())["models"][0]
+    assert row["inputs"] == ["luma", "quantizer"] and row["qp_estimator"]["onnx"] == "test_v3.qp.onnx"
+    assert validate(tmp_path / "models") == ([], 1)
     # the static INT8 sidecar of a two-input model: calibrated on (luma, quantizer) crops, skip and tail in float
     import onnxruntime as ort
 

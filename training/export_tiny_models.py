@@ -1,11 +1,13 @@
 """Export a C3 checkpoint to ONNX (opset 17, dynamic N/H/W) with its sidecar and registry row.
 
     python -m training.export_tiny_models --c3-ckpt runs/c3/last.ckpt [--model-id learned_filter_v1]
-        [--output-dir model/tiny] [--force]
+        [--output-dir model/tiny] [--qp-estimator ESTIMATOR.onnx] [--force]
 
 Checks that ONNX Runtime's output equals torch's within 1e-5 and that every op is on the allowlist
 (Conv, Relu, Add, Clip), then writes ``<id>.onnx``, ``<id>.json`` (with the run_provenance block) and
-updates ``registry.json``. The model id defaults to the one the training run recorded
+updates ``registry.json``. A quantizer-conditioned network (two input planes) is registered with
+``inputs: [luma, quantizer]``; ``--qp-estimator`` ships its quantizer estimate (``training.train_qp_estimator``)
+as ``<id>.qp.onnx``, the row's ``qp_estimator``. The model id defaults to the one the training run recorded
 (``learned_filter_v1`` for the card's degradation, ``learned_filter_codec_v1`` for codec pairs).
 """
 
@@ -18,7 +20,7 @@ import re
 import sys
 from pathlib import Path
 
-from vsfilter.atomic import atomic_write_text
+from vsfilter.atomic import atomic_write_bytes, atomic_write_text
 from vsfilter.models import model_dir
 
 from .cli import UsageError, run_main, sha256_file, step_parser
@@ -33,6 +35,22 @@ def _corpus_sources(train_args: dict) -> list[dict] | None:
     if listing is None or not listing.is_file():
         return None
     return json.loads(listing.read_text())["files"]
+
+
+def _check_estimator(path: Path, planes: int) -> None:
+    """An estimator is for a two-input network, and must load as vmaf_pre loads it."""
+    from vsfilter.errors import ModelError
+    from vsfilter.qp_estimator import QuantizerEstimator
+
+    if planes != 2:
+        raise UsageError("--qp-estimator is for quantizer-conditioned networks (two input planes); this checkpoint "
+                         "takes the luma only")
+    if not path.is_file():
+        raise UsageError(f"--qp-estimator {path} does not exist")
+    try:
+        QuantizerEstimator(path)
+    except ModelError as exc:
+        raise UsageError(f"--qp-estimator: {exc}") from None
 
 
 def _default_notes(training: dict | None, model_id: str) -> str:
@@ -84,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--manifest", type=Path, help="training manifest (default: next to the checkpoint)")
     ap.add_argument("--force", action="store_true", help="replace an existing exported model")
     ap.add_argument("--notes", help="the registry row's notes (default: what the model was trained on)")
+    ap.add_argument("--qp-estimator", type=Path,
+                    help="a quantizer-conditioned model's estimator .onnx (training.train_qp_estimator)")
     args = ap.parse_args(argv)
     if args.c2_ckpt is not None:
         raise UsageError("C2 (the NR quality metric) is not part of this package; export the filter with --c3-ckpt")
@@ -96,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
 
     model, state = load_model(args.c3_ckpt)
     arch = state["arch"]
+    planes = int(arch.get("in_channels", 1))
+    if args.qp_estimator is not None:
+        _check_estimator(args.qp_estimator, planes)
     model_id = args.model_id or state.get("model_id") or "learned_filter_v1"
     if not re.fullmatch(r"[a-z0-9_]+", model_id):
         raise UsageError(f"--model-id {model_id!r}: use lower-case letters, digits and _")
@@ -120,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         "onnx": onnx_path.name,
         "sha256": sha256_file(onnx_path),
         "opset": OPSET,
-        "input": {"name": "input", "shape": ["N", 1, "H", "W"], "dtype": "float32", "range": [0.0, 1.0]},
+        "input": {"name": "input", "shape": ["N", planes, "H", "W"], "dtype": "float32", "range": [0.0, 1.0]},
         "output": {"name": "output", "shape": ["N", 1, "H", "W"], "dtype": "float32"},
         "architecture": {"num_blocks": arch["num_blocks"], "channels": arch["channels"],
                          "params": count_params(model), "receptive_radius": model.receptive_radius,
@@ -143,11 +166,17 @@ def main(argv: list[str] | None = None) -> int:
         sources = _corpus_sources(training["args"])
         if sources is not None:
             sidecar["training"]["corpus_sources"] = sources
+    row = {"id": model_id, "kind": "filter", "onnx": onnx_path.name, "sha256": sidecar["sha256"], "opset": OPSET,
+           "license": "BSD-3-Clause-Plus-Patent", "sidecar": sidecar_path.name, "notes": notes,
+           "inputs": ["luma", "quantizer"][:planes]}
+    if args.qp_estimator is not None:
+        estimator_path = out_dir / f"{model_id}.qp.onnx"
+        atomic_write_bytes(estimator_path, args.qp_estimator.read_bytes())
+        row["qp_estimator"] = {"onnx": estimator_path.name, "sha256": sha256_file(estimator_path)}
+        sidecar["qp_estimator"] = row["qp_estimator"] | {"source": str(args.qp_estimator)}
     atomic_write_text(sidecar_path, json.dumps(sidecar, indent=2) + "\n")
-    update_registry(out_dir, {"id": model_id, "kind": "filter", "onnx": onnx_path.name,
-                              "sha256": sidecar["sha256"], "opset": OPSET, "license": "BSD-3-Clause-Plus-Patent",
-                              "sidecar": sidecar_path.name, "notes": notes},
-                    drop=("int8_onnx", "int8_sha256", "quant_mode", "quant_accuracy_budget_plcc"))
+    update_registry(out_dir, row, drop=("int8_onnx", "int8_sha256", "quant_mode", "quant_accuracy_budget_plcc",
+                                        "qp_estimator"))
     print(f"exported {onnx_path} ({count_params(model)} params, max |ORT - torch| = {max_err:.1e})")
     return 0
 
