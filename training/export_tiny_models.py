@@ -53,6 +53,43 @@ def _check_estimator(path: Path, planes: int) -> None:
         raise UsageError(f"--qp-estimator: {exc}") from None
 
 
+def _sidecar(args, state: dict, model, model_id: str, onnx_path: Path, sidecar_path: Path, out_dir: Path,
+             max_err: float, ops: set[str], planes: int) -> dict:
+    """The sidecar of an export: what the model is, its export check and where it came from."""
+    from .model import count_params
+
+    arch = state["arch"]
+    return {
+        "id": model_id,
+        "kind": "filter",
+        "onnx": onnx_path.name,
+        "sha256": sha256_file(onnx_path),
+        "opset": OPSET,
+        "input": {"name": "input", "shape": ["N", planes, "H", "W"], "dtype": "float32", "range": [0.0, 1.0]},
+        "output": {"name": "output", "shape": ["N", 1, "H", "W"], "dtype": "float32"},
+        "architecture": {"num_blocks": arch["num_blocks"], "channels": arch["channels"],
+                         "params": count_params(model), "receptive_radius": model.receptive_radius,
+                         "ops": sorted(ops)},
+        "export_check": {"max_abs_err_vs_torch": max_err},
+        "license": "BSD-3-Clause-Plus-Patent",
+        "run_provenance": {
+            "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "checkpoint": {"path": str(args.c3_ckpt), "sha256": sha256_file(args.c3_ckpt),
+                           "epoch": state.get("epoch")},
+            "exporter_args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "onnx_output": str(onnx_path),
+            "sidecar_output": str(sidecar_path),
+            "registry_target": str(out_dir / "registry.json"),
+        },
+    }
+
+
+def _ship_estimator(source: Path, target: Path) -> dict:
+    """Copy the estimator next to its model; its registry record."""
+    atomic_write_bytes(target, source.read_bytes())
+    return {"onnx": target.name, "sha256": sha256_file(target)}
+
+
 def _default_notes(training: dict | None, model_id: str) -> str:
     if training is None:
         return "exported without a training manifest"
@@ -136,30 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     manifest_path = args.manifest or args.c3_ckpt.parent / "train_konvid.manifest.json"
     training = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
     notes = args.notes or _default_notes(training, model_id)
-    sidecar: dict = {}  # a new export invalidates whatever the old sidecar said (its INT8 file included)
-    sidecar.update({
-        "id": model_id,
-        "kind": "filter",
-        "onnx": onnx_path.name,
-        "sha256": sha256_file(onnx_path),
-        "opset": OPSET,
-        "input": {"name": "input", "shape": ["N", planes, "H", "W"], "dtype": "float32", "range": [0.0, 1.0]},
-        "output": {"name": "output", "shape": ["N", 1, "H", "W"], "dtype": "float32"},
-        "architecture": {"num_blocks": arch["num_blocks"], "channels": arch["channels"],
-                         "params": count_params(model), "receptive_radius": model.receptive_radius,
-                         "ops": sorted(ops)},
-        "export_check": {"max_abs_err_vs_torch": max_err},
-        "license": "BSD-3-Clause-Plus-Patent",
-        "run_provenance": {
-            "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "checkpoint": {"path": str(args.c3_ckpt), "sha256": sha256_file(args.c3_ckpt),
-                           "epoch": state.get("epoch")},
-            "exporter_args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "onnx_output": str(onnx_path),
-            "sidecar_output": str(sidecar_path),
-            "registry_target": str(out_dir / "registry.json"),
-        },
-    })
+    # a new export invalidates whatever the old sidecar said (its INT8 file included)
+    sidecar = _sidecar(args, state, model, model_id, onnx_path, sidecar_path, out_dir, max_err, ops, planes)
     if training is not None:
         sidecar["training"] = _training_block(training, manifest_path)
         sidecar["metrics"] = sidecar["training"]["final"]
@@ -170,9 +185,7 @@ def main(argv: list[str] | None = None) -> int:
            "license": "BSD-3-Clause-Plus-Patent", "sidecar": sidecar_path.name, "notes": notes,
            "inputs": ["luma", "quantizer"][:planes]}
     if args.qp_estimator is not None:
-        estimator_path = out_dir / f"{model_id}.qp.onnx"
-        atomic_write_bytes(estimator_path, args.qp_estimator.read_bytes())
-        row["qp_estimator"] = {"onnx": estimator_path.name, "sha256": sha256_file(estimator_path)}
+        row["qp_estimator"] = _ship_estimator(args.qp_estimator, out_dir / f"{model_id}.qp.onnx")
         sidecar["qp_estimator"] = row["qp_estimator"] | {"source": str(args.qp_estimator)}
     atomic_write_text(sidecar_path, json.dumps(sidecar, indent=2) + "\n")
     update_registry(out_dir, row, drop=("int8_onnx", "int8_sha256", "quant_mode", "quant_accuracy_budget_plcc",

@@ -32,8 +32,8 @@ from torch import nn
 
 from vsfilter.qp_estimator import CODECS_KEY
 
-__all__ = ["QuantizerEstimator", "EstimatorData", "pinball_loss", "frame_targets", "evaluate_estimator",
-           "export_estimator", "ARCH", "CODECS", "rate_input"]
+__all__ = ["QuantizerEstimator", "EstimatorData", "EstimatorTraining", "pinball_loss", "frame_targets",
+           "evaluate_estimator", "export_estimator", "ARCH", "CODECS", "rate_input"]
 
 #: The codecs the estimator serves (its one-hot codec input, in this order): those whose decoders
 #: export no quantizer. Streams of other codecs without QP props are fed the "unknown" plane.
@@ -129,6 +129,57 @@ class EstimatorData:
             ys.append(self.maps[i].mean() / PLANE_SCALE)
         return (torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(rs)),
                 torch.tensor(ys, dtype=torch.float32)[:, None])
+
+
+class EstimatorTraining:
+    """The estimator, Adam and a one-cycle LR schedule, and where the run stands (step, loss history):
+    resumable from :meth:`state`; the frames of step k come from a generator seeded by (seed, k).
+
+    Args:
+        settings: ``steps``, ``batch_size``, ``tau``, ``lr``, ``seed`` (a resumed state must match them).
+    """
+
+    def __init__(self, settings: dict) -> None:
+        self.settings = dict(settings)
+        torch.manual_seed(self.settings["seed"])
+        self.model = QuantizerEstimator(ARCH["channels"], len(CODECS))
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.settings["lr"])
+        self.schedule = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, self.settings["lr"],
+                                                            total_steps=self.settings["steps"], pct_start=0.05)
+        self.step, self.history = 0, []
+
+    def state(self) -> dict:
+        """Everything a resumed run needs (a checkpoint dict: ``training.checkpoint.save_checkpoint``)."""
+        return {"model": self.model.state_dict(), "arch": ARCH, "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(), "step": self.step, "history": self.history,
+                "settings": self.settings}
+
+    def load_state(self, state: dict) -> None:
+        """Continue from :meth:`state`; ValueError when it was saved with other settings."""
+        if state.get("settings") != self.settings:
+            raise ValueError(f"it belongs to a run with other settings ({state.get('settings')})")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.step, self.history = int(state["step"]), list(state["history"])
+
+    def run_chunk(self, data: EstimatorData, steps: int) -> float:
+        """Up to ``steps`` more steps (not past the run's end); their mean loss, also appended to the history."""
+        losses = []
+        end = min(self.step + steps, self.settings["steps"])
+        self.model.train()
+        while self.step < end:
+            rng = np.random.default_rng((self.settings["seed"], self.step))
+            x, rate, y = data.sample(self.settings["batch_size"], rng)
+            loss = pinball_loss(self.model(x, rate), y, self.settings["tau"])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.schedule.step()
+            self.step += 1
+            losses.append(loss.item())
+        self.history.append({"step": self.step, "loss": float(np.mean(losses))})
+        return self.history[-1]["loss"]
 
 
 @torch.no_grad()

@@ -26,8 +26,7 @@ from .cli import UsageError, check_output_file, run_main, step_parser
 
 __all__ = ["main"]
 
-@run_main
-def main(argv: list[str] | None = None) -> int:
+def _parser():
     ap = step_parser(__name__, __doc__.splitlines()[0])
     ap.add_argument("--pairs", type=Path, required=True, help="a codec pair set (python -m training.codec_pairs)")
     ap.add_argument("--output", type=Path, required=True, help="the estimator .onnx to write")
@@ -45,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stop-after", type=float, metavar="SECONDS",
                     help="stop at the first chunk end after SECONDS (the state is kept; run again to resume)")
     ap.add_argument("--force", action="store_true", help="replace an existing --output")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def _check(args) -> None:
     if args.steps < 1 or args.batch_size < 1 or args.chunk < 1:
         raise UsageError("--steps, --batch-size and --chunk must be >= 1")
     if args.stop_after is not None and (args.state is None or args.stop_after < 0):
@@ -58,88 +60,62 @@ def main(argv: list[str] | None = None) -> int:
     if args.state is not None and not args.state.parent.is_dir():
         raise UsageError(f"--state {args.state}: folder {args.state.parent} does not exist")
 
-    import numpy as np
+
+def _frames(pairs: Path, held_out: set[str]) -> tuple[tuple, tuple]:
+    """(training, held-out) ``frame_targets`` of a pair set."""
+    from .pair_sets import load_pairs
+    from .qp_estimator import CODECS, frame_targets
+
+    train = frame_targets(*load_pairs(pairs, exclude=held_out, quantizer=True))
+    val = frame_targets(*load_pairs(pairs, packages=held_out, quantizer=True))
+    if not train[0]:
+        raise UsageError(f"{pairs} has no {'/'.join(CODECS)} frames with a recorded rate and quantizer outside the "
+                         "held-out packages; build one with python -m training.codec_pairs --codecs libx265 libsvtav1")
+    print(f"{len(train[0])} training frames, {len(val[0])} held-out frames of {pairs}", flush=True)
+    return train, val
+
+
+@run_main
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _check(args)
     import torch
 
     from vsfilter.atomic import atomic_write_text
 
     from .checkpoint import load_checkpoint, save_checkpoint
     from .corpus import DEFAULT_VAL_PACKAGES
-    from .pair_sets import load_pairs
-    from .qp_estimator import (
-        ARCH,
-        CODECS,
-        EstimatorData,
-        QuantizerEstimator,
-        evaluate_estimator,
-        export_estimator,
-        frame_targets,
-        pinball_loss,
-    )
+    from .qp_estimator import CODECS, EstimatorData, EstimatorTraining, evaluate_estimator, export_estimator
 
     if args.threads:
         torch.set_num_threads(args.threads)
     held_out = set(DEFAULT_VAL_PACKAGES if args.val_packages is None else args.val_packages)
-    train = frame_targets(*load_pairs(args.pairs, exclude=held_out, quantizer=True))
-    val = frame_targets(*load_pairs(args.pairs, packages=held_out, quantizer=True))
-    if not train[0]:
-        raise UsageError(f"{args.pairs} has no {'/'.join(CODECS)} frames with a recorded rate and quantizer outside "
-                         "the held-out packages; build one with python -m training.codec_pairs --codecs libx265 "
-                         "libsvtav1")
-    print(f"{len(train[0])} training frames, {len(val[0])} held-out frames of {args.pairs}", flush=True)
-
-    torch.manual_seed(args.seed)
-    model = QuantizerEstimator(ARCH["channels"], len(CODECS))
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, args.lr, total_steps=args.steps, pct_start=0.05)
-    step, history = 0, []
-    settings = {k: getattr(args, k) for k in ("steps", "batch_size", "tau", "lr", "seed")}
+    train, val = _frames(args.pairs, held_out)
+    run = EstimatorTraining({k: getattr(args, k) for k in ("steps", "batch_size", "tau", "lr", "seed")})
     if args.state is not None and args.state.exists():
-        state = load_checkpoint(args.state)
-        if state.get("settings") != settings:
-            raise UsageError(f"--state {args.state} belongs to a run with other settings ({state.get('settings')}); "
-                             "give those, or another --state")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        step, history = int(state["step"]), list(state["history"])
-        print(f"resumed at step {step}", flush=True)
-
-    def save_state() -> None:
+        try:
+            run.load_state(load_checkpoint(args.state))
+        except ValueError as exc:
+            raise UsageError(f"--state {args.state}: {exc}; give those, or another --state") from None
+        print(f"resumed at step {run.step}", flush=True)
+    data, started = EstimatorData(*train[:3]), time.monotonic()
+    while run.step < args.steps:
+        loss = run.run_chunk(data, args.chunk)
         if args.state is not None:
-            save_checkpoint(args.state, {"model": model.state_dict(), "arch": ARCH, "optimizer": optimizer.state_dict(),
-                                         "schedule": schedule.state_dict(), "step": step, "history": history,
-                                         "settings": settings})
+            save_checkpoint(args.state, run.state())
+        print(f"step {run.step}/{args.steps} pinball {loss:.5f}", flush=True)
+        if args.stop_after is not None and run.step < args.steps and time.monotonic() - started >= args.stop_after:
+            print(f"stopped at step {run.step}/{args.steps} (--stop-after); run again to resume", flush=True)
+            return 0
 
-    data = EstimatorData(*train[:3])
-    started, running = time.monotonic(), []
-    while step < args.steps:
-        model.train()
-        x, rate, y = data.sample(args.batch_size, np.random.default_rng((args.seed, step)))
-        loss = pinball_loss(model(x, rate), y, args.tau)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        step += 1
-        running.append(loss.item())
-        if step % args.chunk == 0 or step == args.steps:
-            history.append({"step": step, "loss": float(np.mean(running))})
-            running = []
-            save_state()
-            print(f"step {step}/{args.steps} pinball {history[-1]['loss']:.5f}", flush=True)
-            if args.stop_after is not None and step < args.steps and time.monotonic() - started >= args.stop_after:
-                print(f"stopped at step {step}/{args.steps} (--stop-after); run again to resume", flush=True)
-                return 0
-
-    held = evaluate_estimator(model, *val)
+    held = evaluate_estimator(run.model, *val)
     for encoder, row in held.items():
         print(f"  held out {encoder:12s} {row['frames']:5d} frames: bias {row['bias']:+.2f} QP, MAE {row['mae']:.2f}, "
               f"over by > 3 QP {100 * row['over_3']:.1f}%")
-    export_estimator(model, args.output)
-    record = {"tool": "training.train_qp_estimator", "settings": settings, "pairs": str(args.pairs),
-              "codecs": list(CODECS), "held_out_packages": sorted(held_out), "held_out": held, "history": history,
-              "training_frames": len(train[0])}
+    export_estimator(run.model, args.output)
+    record = {"tool": "training.train_qp_estimator", "settings": run.settings, "pairs": str(args.pairs),
+              "codecs": list(CODECS), "held_out_packages": sorted(held_out), "held_out": held,
+              "history": run.history, "training_frames": len(train[0])}
     atomic_write_text(args.output.with_suffix(".json"), json.dumps(record, indent=1) + "\n")
     print(f"wrote {args.output}", flush=True)
     return 0
