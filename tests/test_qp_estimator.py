@@ -117,6 +117,12 @@ def test_the_estimate_needs_a_model_that_has_one(registry_dir, tmp_path, monkeyp
     clip = vsfilter.source(encode_clip(tmp_path / "x.mp4", "libx264", frames=2, width=64, height=64), cache=False)
     with pytest.raises(vs.Error, match="needs a model with a quantizer estimator"):
         vsfilter.vmaf_pre(clip, model=str(registry_dir / "two.onnx"), device="cpu", quantizer="estimate")
+    # another estimate is another model: results (compare, batch resume) name it apart
+    from vsfilter.models import resolve_model
+
+    monkeypatch.setenv("VSFILTER_MODEL_DIR", str(registry_dir))
+    spec = resolve_model("two_input")
+    assert spec.identity not in (spec.sha256, resolve_model(str(registry_dir / "two.onnx")).identity)
     broken = tmp_path / "broken"
     shutil.copytree(registry_dir, broken)
     _estimator_onnx(broken / "two.qp.onnx", 20.0)  # replaced: its sha256 no longer matches

@@ -79,11 +79,14 @@ class ModelSpec:
     @property
     def identity(self) -> str:
         """What names this model's behaviour: the ONNX file's sha256, combined with the gate's weights
-        for a gated model (a refitted gate is another model)."""
-        if self.gate is None:
-            return self.sha256
-        record = json.dumps(self.gate.to_record(), sort_keys=True)
-        return hashlib.sha256(f"{self.sha256}:{record}".encode()).hexdigest()
+        for a gated model (a refitted gate is another model) and with its quantizer estimator's file
+        (another estimate is another model)."""
+        parts = [self.sha256]
+        if self.gate is not None:
+            parts.append(json.dumps(self.gate.to_record(), sort_keys=True))
+        if self.qp_estimator is not None:
+            parts.append(f"qp_estimator:{sha256_file(self.qp_estimator)}")
+        return self.sha256 if len(parts) == 1 else hashlib.sha256(":".join(parts).encode()).hexdigest()
 
 
 def model_dir() -> Path:
