@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vsfilter.qp_estimator import CODECS_KEY
+from vsfilter.qp_estimator import CODECS_KEY, rate_row
 
 __all__ = ["QuantizerEstimator", "EstimatorData", "EstimatorTraining", "pinball_loss", "frame_targets",
            "evaluate_estimator", "export_estimator", "ARCH", "CODECS", "rate_input"]
@@ -75,7 +75,7 @@ def pinball_loss(predicted: torch.Tensor, target: torch.Tensor, tau: float) -> t
 
 def rate_input(bits_per_pixel: float, codec: str) -> np.ndarray:
     """The estimator's ``rate`` row of a frame: its coded bits per pixel, then the one-hot codec."""
-    return np.array([bits_per_pixel, *(float(codec == c) for c in CODECS)], np.float32)
+    return rate_row(bits_per_pixel, codec, CODECS)
 
 
 def frame_targets(pairs: list, labels: list[dict]) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray],

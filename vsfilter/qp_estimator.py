@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
-from .quantizer import PLANE_SCALE
+from .quantizer import PLANE_SCALE, prop_text
 
 __all__ = ["QuantizerEstimator", "ESTIMATE_GRID", "RATE_WINDOW", "coded_bits_per_pixel", "PROP_RATE",
-           "PROP_CODEC", "CODECS_KEY"]
+           "PROP_CODEC", "CODECS_KEY", "rate_row"]
 
 #: The estimator reads whole 16x16 blocks on the codec's grid (from the frame's top-left corner).
 ESTIMATE_GRID = 16
@@ -63,6 +63,12 @@ def coded_bits_per_pixel(sizes: np.ndarray, keyframe: np.ndarray, pixels: int, w
     return 8.0 * mean / max(int(pixels), 1)
 
 
+def rate_row(bits_per_pixel: float, codec: str, codecs: tuple[str, ...]) -> np.ndarray:
+    """The estimator's ``rate`` input of one frame: its coded bits per pixel, then its codec one-hot over
+    ``codecs`` (float32 ``[1 + len(codecs)]``)."""
+    return np.array([bits_per_pixel, *(float(codec == c) for c in codecs)], np.float32)
+
+
 class QuantizerEstimator:
     """A frame's H.264-equivalent QP, estimated from its coded rate, codec and luma.
 
@@ -92,9 +98,8 @@ class QuantizerEstimator:
         """The QP of one frame: its luma (integer codes of ``peak``, or float samples for ``peak=None``)
         and its props (``CodedBitsPerPixel``, ``Codec``); None where the props do not allow an estimate
         (missing, a codec the estimator was not trained on) or the frame is smaller than one 16x16 block."""
-        codec = props.get(PROP_CODEC)
+        codec = prop_text(props.get(PROP_CODEC, ""))
         rate = props.get(PROP_RATE)
-        codec = codec.decode() if isinstance(codec, bytes) else codec
         if codec not in self.codecs or rate is None:
             return None
         h, w = (luma.shape[0] // ESTIMATE_GRID) * ESTIMATE_GRID, (luma.shape[1] // ESTIMATE_GRID) * ESTIMATE_GRID
@@ -103,6 +108,6 @@ class QuantizerEstimator:
         x = np.asarray(luma[:h, :w], np.float32)
         if peak is not None:
             x = x / np.float32(peak)
-        row = np.array([[float(rate), *(float(codec == c) for c in self.codecs)]], np.float32)
+        row = rate_row(float(rate), codec, self.codecs)[None]
         value = float(self._session.run(None, {"luma": x[None, None], "rate": row})[0].reshape(-1)[0])
         return float(np.clip(value * PLANE_SCALE, 0.0, _MAX_QP))

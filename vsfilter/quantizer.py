@@ -27,7 +27,7 @@ import numpy as np
 
 __all__ = ["KINDS", "PLANE_SCALE", "UNKNOWN", "qp_equivalent", "plane_value", "VP9_AC_QLOOKUP", "block_plane",
            "side_data_props", "frame_plane", "QuantizerPlane", "QP_SOURCES", "equivalent_map", "PROP_MEAN",
-           "PROP_KIND", "PROP_BLOCK", "PROP_MAP", "PROP_MAP_WIDTH"]
+           "PROP_KIND", "PROP_BLOCK", "PROP_MAP", "PROP_MAP_WIDTH", "prop_text"]
 
 #: The quantizer kinds a QP is reported in (the ``QPKind`` frame prop of :func:`vsfilter.source`).
 KINDS = ("h264", "hevc", "vp9", "av1", "mpeg2")
@@ -123,7 +123,8 @@ def side_data_props(params, width: int) -> dict:
             PROP_MAP: np.clip(qmap, 0, 255).astype(np.uint8).tobytes(), PROP_MAP_WIDTH: cols}
 
 
-def _text(value) -> str:
+def prop_text(value) -> str:
+    """A text frame prop as str (VapourSynth hands data props back as bytes)."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -187,7 +188,7 @@ def equivalent_map(props, bits: int) -> tuple[np.ndarray, int] | None:
     """
     if PROP_KIND not in props or PROP_MEAN not in props:
         return None
-    kind = _text(props[PROP_KIND])
+    kind = prop_text(props[PROP_KIND])
     block = int(props.get(PROP_BLOCK, 0))
     if block and PROP_MAP in props:
         qmap = np.frombuffer(props[PROP_MAP], np.uint8).astype(np.float64).reshape(-1, int(props[PROP_MAP_WIDTH]))
