@@ -71,10 +71,12 @@ def card_quality(models: list[str], paths: list[Path]) -> None:
     from vsfilter.plan import plan_filter
 
     pairs = [(luma, degrade(luma)) for luma in map(load_image_luma, paths)]
-    print(f"\n1. card recipe on {len(pairs)} held-out photos (whole images, 8-bit output)")
+    print(f"\n1. card recipe on {len(pairs)} held-out photos (whole images, 8-bit output; a quantizer-conditioned "
+          "model is told nothing: no codec made these)")
     for model in models:
-        runner = plan_filter(model, device="cpu").create_runner()
-        gains = [psnr(runner.filter_plane(d, 255), c) - psnr(d, c) for c, d in pairs]
+        plan = plan_filter(model, device="cpu")
+        runner = plan.create_runner()
+        gains = [psnr(filter_told_nothing(plan, runner, d), c) - psnr(d, c) for c, d in pairs]
         print(f"  {model:28s} PSNR-Y gain {np.mean(gains):+.3f} dB (min {np.min(gains):+.2f})")
 
 
@@ -143,9 +145,18 @@ def report(model: str, table: dict) -> dict:
     return summary
 
 
+def filter_told_nothing(plan, runner, plane: np.ndarray) -> np.ndarray:
+    """An 8-bit plane through a model's runner; a quantizer-conditioned model gets the plane "unknown"."""
+    from vsfilter.quantizer import UNKNOWN
+
+    if plan.spec.planes == 1:
+        return runner.filter_plane(plane, 255)
+    x = np.stack([plane / np.float32(255), np.full(plane.shape, UNKNOWN, np.float32)])[None]
+    return np.clip(np.rint(runner(x.astype(np.float32))[0, 0] * 255), 0, 255).astype(np.uint8)
+
+
 def noise_probe(models: list[str]) -> dict:
     from vsfilter.plan import plan_filter
-    from vsfilter.quantizer import UNKNOWN
 
     rng = np.random.default_rng(3)
     levels, sigmas = (16, 60, 128, 200), (1.0, 2.0, 3.0)
@@ -158,11 +169,7 @@ def noise_probe(models: list[str]) -> dict:
         for sigma in sigmas:
             for level in levels:
                 field = np.clip(np.rint(level + rng.normal(0, sigma, (256, 256))), 0, 255).astype(np.uint8)
-                if plan.spec.planes == 2:  # a quantizer-conditioned model, told nothing (grain that is content)
-                    x = np.stack([field / np.float32(255), np.full(field.shape, UNKNOWN, np.float32)])[None]
-                    filtered = np.clip(np.rint(runner(x.astype(np.float32))[0, 0] * 255), 0, 255)
-                else:
-                    filtered = runner.filter_plane(field, 255).astype(np.float64)
+                filtered = filter_told_nothing(plan, runner, field).astype(np.float64)  # grain that is content
                 kept[f"{level}/{sigma:g}"] = float(filtered[8:-8, 8:-8].std() / field[8:-8, 8:-8].std())
         out[model] = kept
         per_sigma = {s: np.mean([kept[f"{lv}/{s:g}"] for lv in levels]) for s in sigmas}

@@ -119,6 +119,31 @@ def test_interrupt_while_scoring_ends_fast_and_clean(long_pair, tmp_path, sig, c
     assert not left and not [p for p in tmp_path.iterdir() if p.name.startswith(".")], f"left behind: {left}"
 
 
+@pytest.mark.parametrize("tool", ["compare", "batch", "rd"])
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupt_while_importing_is_one_line(tool, sig, code):
+    """Ctrl-C while ``python -m vsfilter.<tool>`` is still importing its libraries (seconds on a loaded
+    machine) ends like an interruption later does: one line, 130 / 143, no traceback from inside an import.
+    ``-X importtime`` reports each import as it completes: the signal goes when the first import after
+    ``vsfilter._cli`` (vsfilter's first, which arms the handler) completes, inside OpenVINO's import, long
+    before any tool code runs."""
+    child = subprocess.Popen([sys.executable, "-X", "importtime", "-m", f"vsfilter.{tool}", "--help"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    seen: list[str] = []
+    for line in child.stderr:
+        if any("vsfilter._cli" in x for x in seen):  # an import after vsfilter's first: the tool is loading
+            break
+        seen.append(line)
+    assert child.poll() is None, "".join(seen)
+    child.send_signal(sig)
+    out, err = child.communicate(timeout=30)
+    lines = [x for x in err.splitlines() if not x.startswith("import time:")]
+    assert child.returncode == code, err[-2000:]
+    assert lines == [f"{tool}: interrupted"], lines
+    assert "usage" not in out  # the tool never ran
+
+
 # ------------------------------------------------------------------------- data loss: outputs = inputs
 
 

@@ -20,16 +20,22 @@ from .cli import UsageError, run_main, sha256_file, step_parser
 from .registry import OP_ALLOWLIST, QUANT_OPS, REGISTRY_SCHEMA, graph_ops, graph_opset
 
 
+def check_file_hash(label: str, path: Path, sha: str) -> list[str] | None:
+    """Problems with a listed file's presence and sha256 (empty when it is there and matches); None when it
+    is missing, and nothing more about it can be checked (the caller reports that)."""
+    if not path.is_file():
+        return None
+    actual = sha256_file(path)
+    return [] if actual == sha else [f"{label}: sha256 of {path.name} is {actual}, registry says {sha}"]
+
+
 def check_model_file(label: str, path: Path, sha: str, opset: int | None, allowed: frozenset | None,
                      planes: int = 1, output: tuple[int, ...] = (1, 1, 48, 64)) -> list[str]:
     """Problems with one ONNX file: missing, hash, opset, ops (``allowed``; None = any), and a 64x48 ORT
     run on ``planes`` input planes that must give ``output``'s shape."""
-    if not path.is_file():
+    problems = check_file_hash(label, path, sha)
+    if problems is None:
         return [f"{label}: file {path.name} is missing"]
-    problems = []
-    actual = sha256_file(path)
-    if actual != sha:
-        problems.append(f"{label}: sha256 of {path.name} is {actual}, registry says {sha}")
     try:
         got_opset = graph_opset(path)
         ops = graph_ops(path)
@@ -58,10 +64,9 @@ def check_estimator_file(label: str, path: Path, sha: str) -> list[str]:
     from vsfilter.errors import ModelError
     from vsfilter.qp_estimator import PROP_CODEC, PROP_RATE, QuantizerEstimator
 
-    if not path.is_file():
+    problems = check_file_hash(label, path, sha)
+    if problems is None:
         return [f"{label}: file {path.name} is missing"]
-    actual = sha256_file(path)
-    problems = [] if actual == sha else [f"{label}: sha256 of {path.name} is {actual}, registry says {sha}"]
     try:
         estimator = QuantizerEstimator(path)
         frame = np.random.default_rng(0).integers(0, 256, (48, 64), dtype=np.uint8)

@@ -23,7 +23,11 @@ import importlib
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-from . import _openvino  # noqa: F401  (first: openvino must load before vs.core, see the module)
+from ._cli import leave_on_interrupt_while_loading
+
+leave_on_interrupt_while_loading()  # `python -m vsfilter.<tool>`: Ctrl-C while importing ends in one line
+
+from . import _openvino  # noqa: E402,F401  (openvino must load before vs.core, see the module)
 
 try:
     __version__ = version("vsfilter")

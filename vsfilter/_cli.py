@@ -20,7 +20,8 @@ from pathlib import Path
 
 from .errors import UsageError
 
-__all__ = ["Terminated", "ProgressBar", "write_outputs", "fail", "check_outputs", "cli_main", "OneLineParser",
+__all__ = ["Terminated", "leave_on_interrupt_while_loading",
+           "ProgressBar", "write_outputs", "fail", "check_outputs", "cli_main", "OneLineParser",
            "positive_int", "non_negative_int", "add_scoring_options", "parse_args", "options_from_args",
            "raw_from_args", "raw_for", "flag_hint", "UsageError"]
 
@@ -74,6 +75,30 @@ def _raise_terminated(signum, frame) -> None:
     raise Terminated()
 
 
+def _loading_tool() -> str | None:
+    """The tool ``python -m vsfilter.<tool>`` starts, while Python still imports its modules (``sys.argv[0]``
+    is ``-m`` until the module is found); None otherwise."""
+    argv = getattr(sys, "orig_argv", [])
+    if sys.argv[:1] != ["-m"] or "-m" not in argv[:-1]:
+        return None
+    module = argv[argv.index("-m") + 1]
+    return module.split(".")[1] if module.startswith("vsfilter.") and module.count(".") == 1 else None
+
+
+def _leave_while_loading(signum, frame) -> None:
+    _leave(_loading_tool() or "vsfilter", 128 + signum)
+
+
+def leave_on_interrupt_while_loading() -> None:
+    """Called first by ``import vsfilter``: while ``python -m vsfilter.<tool>`` is still importing (OpenVINO,
+    VapourSynth, ONNX Runtime: a second or more on a loaded machine), Ctrl-C and SIGTERM print ``<tool>:
+    interrupted`` and exit 130 / 143, as they do once :func:`cli_main` runs, instead of a traceback from
+    inside an import. Does nothing for any other program that imports vsfilter."""
+    if _loading_tool() is not None and threading_main():
+        signal.signal(signal.SIGINT, _leave_while_loading)
+        signal.signal(signal.SIGTERM, _leave_while_loading)
+
+
 def cli_main(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
     """Decorate a CLI ``main``: SIGTERM becomes :class:`Terminated`; an interruption prints one line and
     leaves the process at once with 130 (SIGINT) or 143 (SIGTERM)."""
@@ -83,6 +108,9 @@ def cli_main(prog: str) -> Callable[[Callable[..., int]], Callable[..., int]]:
         def wrapped(argv: list[str] | None = None) -> int:
             previous = signal.signal(signal.SIGTERM, _raise_terminated) \
                 if threading_main() else None
+            if previous is _leave_while_loading:  # loaded: from here on Ctrl-C unwinds (temporary files go)
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+                previous = signal.SIG_DFL
             try:
                 return main(argv)
             except KeyboardInterrupt:

@@ -59,6 +59,7 @@ class ModelSpec:
             plane of ``vsfilter.quantizer``, as learned_filter_codec_v3 takes them).
         qp_estimator: a two-input registry model's quantizer estimator (``vsfilter.qp_estimator``): the
             ONNX file its plane is estimated with where the frames carry no QP props; None without one.
+        qp_estimator_sha256: hex digest of ``qp_estimator`` (hashed once, when the spec is resolved).
     """
 
     id: str
@@ -75,6 +76,7 @@ class ModelSpec:
     gate: Gate | None = None
     planes: int = 1
     qp_estimator: Path | None = None
+    qp_estimator_sha256: str | None = None
 
     @property
     def identity(self) -> str:
@@ -85,7 +87,7 @@ class ModelSpec:
         if self.gate is not None:
             parts.append(json.dumps(self.gate.to_record(), sort_keys=True))
         if self.qp_estimator is not None:
-            parts.append(f"qp_estimator:{sha256_file(self.qp_estimator)}")
+            parts.append(f"qp_estimator:{self.qp_estimator_sha256}")
         return self.sha256 if len(parts) == 1 else hashlib.sha256(":".join(parts).encode()).hexdigest()
 
 
@@ -220,26 +222,28 @@ def _spec_from_registry(entry: dict, directory: Path, verify: bool) -> ModelSpec
                           "the registry; the file is corrupt or was replaced (reinstall vsfilter, or use fp32/bf16)")
     spec = _spec_from_file(path, model_id=entry["id"], sha=sha, int8_path=int8_path, int8_sha=int8_sha)
     gate = Gate.from_record(entry["gate"], entry["id"]) if entry.get("gate") else None
-    estimator = _estimator_path(entry, directory, verify)
+    estimator, estimator_sha = _estimator_file(entry, directory, verify)
     if estimator is not None and spec.planes != 2:
         raise ModelError(f"registry model {entry['id']!r} takes the luma only, yet lists a qp_estimator; "
                          "fix the registry")
-    return dataclasses.replace(spec, int8_error=int8_error, gate=gate, qp_estimator=estimator)
+    return dataclasses.replace(spec, int8_error=int8_error, gate=gate, qp_estimator=estimator,
+                               qp_estimator_sha256=estimator_sha)
 
 
-def _estimator_path(entry: dict, directory: Path, verify: bool) -> Path | None:
-    """The verified ONNX file of a registry row's ``qp_estimator`` ({onnx, sha256}), or None."""
+def _estimator_file(entry: dict, directory: Path, verify: bool) -> tuple[Path | None, str | None]:
+    """(the verified ONNX file of a registry row's ``qp_estimator`` ({onnx, sha256}), its sha256), or Nones."""
     record = entry.get("qp_estimator")
     if not record:
-        return None
+        return None, None
     path = directory / record["onnx"]
     if not path.is_file():
         raise ModelError(f"registry model {entry['id']!r}: its quantizer estimator {path.name} is missing "
                          "(reinstall vsfilter)")
-    if verify and sha256_file(path) != record["sha256"]:
+    sha = sha256_file(path)
+    if verify and sha != record["sha256"]:
         raise ModelError(f"registry model {entry['id']!r}: sha256 of its quantizer estimator {path.name} does not "
                          "match the registry; the file is corrupt or was replaced (reinstall vsfilter)")
-    return path
+    return path, sha
 
 
 @functools.lru_cache(maxsize=32)
