@@ -172,3 +172,22 @@ def test_estimator_training_resumes_to_the_unbroken_run(quantizer_pairs, tmp_pat
     other = _train(*common[:-4], "--seed", "4", "--threads", "1", "--output", str(tmp_path / "o.onnx"),
                    "--state", str(state))
     assert other.returncode == 2 and "other settings" in other.stderr
+
+
+def test_compare_says_what_a_quantizer_model_is_told(registry_dir, tmp_path, monkeypatch):
+    """compare's notes say where the plane came from; told nothing (an FFV1 stream), a warning says why
+    the model leaves the picture alone."""
+    from vsfilter.compare import compare
+
+    monkeypatch.setenv("VSFILTER_MODEL_DIR", str(registry_dir))
+    ref = encode_clip(tmp_path / "ref.mkv", "ffv1", frames=4, width=128, height=96)
+    said = {}
+    for name, codec, options in (("hevc.mkv", "libx265", {"crf": "34", "x265-params": "log-level=error"}),
+                                 ("x264.mp4", "libx264", {"crf": "30"}), ("ffv1.mkv", "ffv1", {})):
+        dist = encode_clip(tmp_path / name, codec, frames=4, width=128, height=96, options=options)
+        result = compare(ref, dist, model="two_input", device="cpu", find_offset=0)
+        said[codec] = [x for x in result.notes + result.warnings if "two_input is told" in x]
+    assert said["libx265"] == ["two_input is told a learned estimate of the quantizer (the stream carries none): "
+                               "H.264-equivalent QP 40.0 on the first frame"]
+    assert len(said["libx264"]) == 1 and "by the bitstream (QP props)" in said["libx264"][0]
+    assert len(said["ffv1"]) == 1 and "told nothing" in said["ffv1"][0] and "hevc, av1" in said["ffv1"][0]

@@ -14,10 +14,10 @@ from .errors import FrameError, ModelError, OptionError, VsfilterError, vs_error
 from .models import ModelSpec
 from .plan import FilterPlan, plan_filter
 from .qp_estimator import QuantizerEstimator
-from .quantizer import frame_plane
+from .quantizer import QuantizerPlane, frame_plane
 from .tiling import even_tile, filter_tiled, normalize_pair
 
-__all__ = ["vmaf_pre", "AUTO_TILE_PIXELS", "AUTO_TILE_SIZE"]
+__all__ = ["vmaf_pre", "quantizer_told", "AUTO_TILE_PIXELS", "AUTO_TILE_SIZE"]
 
 #: Frame props written on every output frame.
 PROP_MODEL = "VmafPreModel"
@@ -164,6 +164,27 @@ def vmaf_pre(
     # A bare ModifyFrame runs one frame at a time; a fresh ModifyFrame per frame under FrameEval lets
     # VapourSynth's worker threads run frames concurrently (the runner's pool serves them).
     return clip.std.FrameEval(lambda n: clip.std.ModifyFrame(clip, filter_frame))
+
+
+def quantizer_told(clip: vs.VideoNode, spec: ModelSpec, frame: int = 0) -> QuantizerPlane | None:
+    """What a two-input model is told of the quantizer on one frame of ``clip`` (with ``quantizer=None``,
+    as :func:`vmaf_pre` decides it: the frame's QP props, else the model's estimate, else unknown); None
+    for a one-input model. Renders that frame of ``clip`` (not of the filter).
+
+    Args:
+        clip: the clip the model would filter.
+        spec: the model.
+        frame: the frame to look at.
+    """
+    if spec.planes < 2:
+        return None
+    f = clip.get_frame(frame)
+    fmt = clip.format
+    peak = (1 << fmt.bits_per_sample) - 1 if fmt.sample_type == vs.INTEGER else None
+    estimator = QuantizerEstimator(spec.qp_estimator) if spec.qp_estimator is not None else None
+    luma = np.asarray(f[0])
+    return frame_plane(f.props, f.width, f.height, fmt.bits_per_sample, None,
+                       None if estimator is None else lambda: estimator(luma, peak, f.props))
 
 
 # ----------------------------------------------------------------------------------------- checks

@@ -15,8 +15,9 @@ from fractions import Fraction
 import vapoursynth as vs
 
 from ..errors import CompareError, RateMismatchError, SizeMismatchError, VsfilterError, cause_of, message_of
-from ..filter import vmaf_pre
+from ..filter import quantizer_told, vmaf_pre
 from ..plan import FilterPlan, plan_filter
+from ..qp_estimator import QuantizerEstimator
 from ..reader import source
 from ..reader.raw import RawFormat, is_raw_path
 from .offset import OffsetCheck, check_offsets
@@ -215,7 +216,7 @@ def open_pair(reference, distorted, options: CompareOptions,
         count = min(count, options.frames)
     if count == 0:
         raise CompareError("no frames in common to score")
-    ref, dist, pre = _filter(ref, dist, plan, options, scaled, notes)
+    ref, dist, pre = _filter(ref, dist, plan, options, scaled, notes, warnings)
     return Pair(str(reference), str(distorted), ref[:count], dist[:count], pre[:count], plan, count,
                 options.with_(vmaf_model=vmaf.name), requested, vmaf, notes, warnings, offset)
 
@@ -292,7 +293,8 @@ def _align_time(ref, dist, options: CompareOptions, hint, notes: list[str], warn
     return ref, dist, options.with_(dist_offset=offset), check
 
 
-def _filter(ref, dist, plan: FilterPlan, options: CompareOptions, scaled: bool, notes: list[str]):
+def _filter(ref, dist, plan: FilterPlan, options: CompareOptions, scaled: bool, notes: list[str],
+            warnings: list[str]):
     """(ref, dist, pre) with the pre-filter applied and both distorted streams in the reference's format."""
     try:
         pre = vmaf_pre(dist, model=plan.spec, backend=plan.backend, precision=plan.precision,
@@ -301,7 +303,31 @@ def _filter(ref, dist, plan: FilterPlan, options: CompareOptions, scaled: bool, 
         raise CompareError(message_of(exc) or str(exc)) from None
     if options.subsample > 1:  # libvmaf skips the other frames' non-temporal features: do not filter them
         pre = _every_nth(dist, pre, options.subsample)
+    _note_quantizer(dist, plan, notes, warnings)
     return _align(ref, dist, pre, scaled, notes)
+
+
+def _note_quantizer(dist: vs.VideoNode, plan: FilterPlan, notes: list[str], warnings: list[str]) -> None:
+    """Say what a quantizer-conditioned model is told on the first frame: the bitstream's QP, an estimate,
+    or nothing (then it leaves the picture alone, by design: a warning, since no gain is to be expected)."""
+    try:
+        told = quantizer_told(dist, plan.spec)
+    except vs.Error as exc:
+        raise CompareError(message_of(exc) or str(exc)) from None
+    if told is None:
+        return
+    name = plan.spec.id
+    if told.source == "bitstream":
+        notes.append(f"{name} is told the quantizer by the bitstream (QP props): H.264-equivalent QP "
+                     f"{told.qp:.1f} on the first frame")
+    elif told.source == "estimate":
+        notes.append(f"{name} is told a learned estimate of the quantizer (the stream carries none): "
+                     f"H.264-equivalent QP {told.qp:.1f} on the first frame")
+    else:
+        known = QuantizerEstimator(plan.spec.qp_estimator).codecs if plan.spec.qp_estimator is not None else ()
+        rate = f"the coded rate of {', '.join(known)}" if known else "an estimate (the model has no estimator)"
+        warnings.append(f"{name} is told nothing of the quantizer, so it leaves the picture alone: the distorted "
+                        f"stream has neither QP side data (H.264, MPEG-2, VP9) nor {rate}")
 
 
 def _open(path, role: str, threads: int, raw: RawFormat | None = None) -> vs.VideoNode:
