@@ -14,7 +14,7 @@
    clips and the worst clip, and how many good-encode clips lose more than 0.05 dB PSNR-Y.
 3. The noise probe: flat fields at several levels with Gaussian noise of sigma 1, 2, 3 codes: the
    share of the noise the model keeps (100% = left alone).
-4. ``--int8 MODEL``: the same real encodes through OpenVINO INT8 and bf16: mean gain vs fp32.
+4. ``--int8 MODEL``: the same real encodes through OpenVINO INT8 and bf16 (``--precisions``): mean gain vs fp32.
 5. BD-rate (``vsfilter.rd.bd_rate``, pchip) of each model's prefiltered stream against the raw one over
    x264 (CRF 22-40), x265 (CRF 24-42) and SVT-AV1 (CRF 30-60) ladders of 4 encodes of each clip, for
    PSNR-Y and VMAF NEG: the mean over clips and the worst clip (``--skip-bd`` leaves it out).
@@ -230,7 +230,9 @@ def main() -> int:
                     help="the corpus of training.offline_corpus (its held-out packages are used)")
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--clips", nargs="*", help="real clips by name (default: all)")
-    ap.add_argument("--int8", help="also score this model with OpenVINO INT8 and bf16")
+    ap.add_argument("--int8", help="also score this model with OpenVINO at --precisions")
+    ap.add_argument("--precisions", nargs="+", choices=["int8", "bf16"], default=["int8", "bf16"],
+                    help="with --int8: the OpenVINO precisions to score (bf16 is emulated where the CPU lacks it)")
     ap.add_argument("--skip-card", action="store_true")
     ap.add_argument("--skip-bd", action="store_true", help="leave the BD-rate ladders out")
     ap.add_argument("--json", type=Path, help="write every figure here")
@@ -248,7 +250,7 @@ def main() -> int:
         pairs = encode_all(clips, Path(tmp))
         results["models"] = {m: report(m, score(m, pairs)) for m in args.models}
         if args.int8:
-            for precision in ("int8", "bf16"):
+            for precision in args.precisions:
                 label = f"{args.int8} ({precision}, OpenVINO)"
                 results["models"][label] = report(label, score(args.int8, pairs, "openvino", precision))
         if not args.skip_bd:
