@@ -146,13 +146,13 @@ def report(model: str, table: dict) -> dict:
 
 
 def filter_told_nothing(plan, runner, plane: np.ndarray) -> np.ndarray:
-    """An 8-bit plane through a model's runner; a quantizer-conditioned model gets the plane "unknown"."""
+    """An 8-bit plane through a model's runner as vmaf_pre runs it; a quantizer-conditioned model gets the
+    plane "unknown"."""
+    from vsfilter.filter import _run_plane
     from vsfilter.quantizer import UNKNOWN
 
-    if plan.spec.planes == 1:
-        return runner.filter_plane(plane, 255)
-    x = np.stack([plane / np.float32(255), np.full(plane.shape, UNKNOWN, np.float32)])[None]
-    return np.clip(np.rint(runner(x.astype(np.float32))[0, 0] * 255), 0, 255).astype(np.uint8)
+    qplane = None if plan.spec.planes == 1 else np.full(plane.shape, UNKNOWN, np.float32)
+    return _run_plane(runner, plane, 255, None, 1, qplane)
 
 
 def noise_probe(models: list[str]) -> dict:

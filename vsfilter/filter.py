@@ -13,7 +13,7 @@ from .backends.base import sample_converters
 from .errors import FrameError, ModelError, OptionError, VsfilterError, vs_error
 from .models import ModelSpec
 from .plan import FilterPlan, plan_filter
-from .qp_estimator import QuantizerEstimator
+from .qp_estimator import QuantizerEstimator, load_estimator
 from .quantizer import QuantizerPlane, frame_plane
 from .tiling import even_tile, filter_tiled, normalize_pair
 
@@ -123,14 +123,13 @@ def vmaf_pre(
         if quantizer == "estimate" and plan.spec.qp_estimator is None:
             raise OptionError(f"quantizer='estimate' needs a model with a quantizer estimator; {plan.spec.id} has "
                               "none: give a QP, 'unknown' or None")
-        estimator = (QuantizerEstimator(plan.spec.qp_estimator)
-                     if plan.spec.qp_estimator is not None and quantizer in (None, "estimate") else None)
+        estimator = _estimator(plan.spec) if quantizer in (None, "estimate") else None
     except VsfilterError as exc:
         raise vs_error("vmaf_pre", exc) from None
 
     fmt = clip.format
     planes = list(range(fmt.num_planes)) if chroma else [0]
-    peak = (1 << fmt.bits_per_sample) - 1 if fmt.sample_type == vs.INTEGER else None
+    peak = _peak(fmt)
     info = plan.describe()
     props = {PROP_MODEL: info["id"], PROP_SHA: info["sha256"], PROP_BACKEND: info["backend"],
              PROP_PRECISION: info["precision"]}
@@ -149,8 +148,7 @@ def vmaf_pre(
                 extra = {PROP_APPLIED: int(run), PROP_GATE: probability}
             qplane = None
             if two_planes:
-                told = frame_plane(f.props, f.width, f.height, bits, quantizer,
-                                   None if estimator is None else lambda: estimator(np.asarray(f[0]), peak, f.props))
+                told = _frame_quantizer(f, bits, peak, quantizer, estimator)
                 qplane = told.plane
                 extra |= {PROP_QP: -1.0 if told.qp is None else told.qp, PROP_QP_SOURCE: told.source}
             for p in planes if run else ():
@@ -178,13 +176,25 @@ def quantizer_told(clip: vs.VideoNode, spec: ModelSpec, frame: int = 0) -> Quant
     """
     if spec.planes < 2:
         return None
-    f = clip.get_frame(frame)
-    fmt = clip.format
-    peak = (1 << fmt.bits_per_sample) - 1 if fmt.sample_type == vs.INTEGER else None
-    estimator = QuantizerEstimator(spec.qp_estimator) if spec.qp_estimator is not None else None
-    luma = np.asarray(f[0])
-    return frame_plane(f.props, f.width, f.height, fmt.bits_per_sample, None,
-                       None if estimator is None else lambda: estimator(luma, peak, f.props))
+    return _frame_quantizer(clip.get_frame(frame), clip.format.bits_per_sample, _peak(clip.format), None,
+                            _estimator(spec))
+
+
+def _frame_quantizer(f: vs.VideoFrame, bits: int, peak: int | None, quantizer: float | str | None,
+                     estimator: QuantizerEstimator | None) -> QuantizerPlane:
+    """A frame's quantizer plane (``vsfilter.quantizer.frame_plane``), the estimate run only when needed."""
+    return frame_plane(f.props, f.width, f.height, bits, quantizer,
+                       None if estimator is None else lambda: estimator(np.asarray(f[0]), peak, f.props))
+
+
+def _estimator(spec: ModelSpec) -> QuantizerEstimator | None:
+    """A model's quantizer estimator (shared: ``load_estimator``), or None when it has none."""
+    return None if spec.qp_estimator is None else load_estimator(spec.qp_estimator, spec.qp_estimator_sha256)
+
+
+def _peak(fmt: vs.VideoFormat) -> int | None:
+    """The largest code of an integer format; None for float samples."""
+    return (1 << fmt.bits_per_sample) - 1 if fmt.sample_type == vs.INTEGER else None
 
 
 # ----------------------------------------------------------------------------------------- checks

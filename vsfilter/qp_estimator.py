@@ -13,6 +13,7 @@ filter's ~40.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from .errors import ModelError
 from .quantizer import PLANE_SCALE, prop_text
 
 __all__ = ["QuantizerEstimator", "ESTIMATE_GRID", "RATE_WINDOW", "coded_bits_per_pixel", "PROP_RATE",
-           "PROP_CODEC", "CODECS_KEY", "rate_row"]
+           "PROP_CODEC", "CODECS_KEY", "rate_row", "load_estimator"]
 
 #: The estimator reads whole 16x16 blocks on the codec's grid (from the frame's top-left corner).
 ESTIMATE_GRID = 16
@@ -111,3 +112,16 @@ class QuantizerEstimator:
         row = rate_row(float(rate), codec, self.codecs)[None]
         value = float(self._session.run(None, {"luma": x[None, None], "rate": row})[0].reshape(-1)[0])
         return float(np.clip(value * PLANE_SCALE, 0.0, _MAX_QP))
+
+
+@functools.lru_cache(maxsize=8)
+def load_estimator(path: Path, sha256: str | None) -> QuantizerEstimator:
+    """The :class:`QuantizerEstimator` of a model's estimator file, loaded once per file and content (a
+    replaced file has another ``sha256``, so another entry): vmaf_pre, compare and each batch chunk share
+    its ONNX Runtime session (``run`` is thread-safe).
+
+    Args:
+        path: the estimator's ONNX file (``ModelSpec.qp_estimator``).
+        sha256: its hex digest (``ModelSpec.qp_estimator_sha256``).
+    """
+    return QuantizerEstimator(path)

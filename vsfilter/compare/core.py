@@ -17,7 +17,7 @@ import vapoursynth as vs
 from ..errors import CompareError, RateMismatchError, SizeMismatchError, VsfilterError, cause_of, message_of
 from ..filter import quantizer_told, vmaf_pre
 from ..plan import FilterPlan, plan_filter
-from ..qp_estimator import QuantizerEstimator
+from ..qp_estimator import load_estimator
 from ..reader import source
 from ..reader.raw import RawFormat, is_raw_path
 from .offset import OffsetCheck, check_offsets
@@ -324,7 +324,8 @@ def _note_quantizer(dist: vs.VideoNode, plan: FilterPlan, notes: list[str], warn
         notes.append(f"{name} is told a learned estimate of the quantizer (the stream carries none): "
                      f"H.264-equivalent QP {told.qp:.1f} on the first frame")
     else:
-        known = QuantizerEstimator(plan.spec.qp_estimator).codecs if plan.spec.qp_estimator is not None else ()
+        estimator = plan.spec.qp_estimator
+        known = load_estimator(estimator, plan.spec.qp_estimator_sha256).codecs if estimator is not None else ()
         rate = f"the coded rate of {', '.join(known)}" if known else "an estimate (the model has no estimator)"
         warnings.append(f"{name} is told nothing of the quantizer, so it leaves the picture alone: the distorted "
                         f"stream has neither QP side data (H.264, MPEG-2, VP9) nor {rate}")
