@@ -232,3 +232,35 @@ def test_shipped_codec_v3_is_told_by_the_bitstream_and_leaves_unknown_frames_alo
     assert seen["libx264"][0] == "bitstream" and 35 < seen["libx264"][1] < 51 and seen["libx264"][2] < 60
     assert seen["ffv1"][:2] == ("unknown", -1) and seen["ffv1"][2] > 55
     assert seen["libx265"][0] == "estimate" and 10 < seen["libx265"][1] < 51
+
+
+def test_grow_keeps_the_output_and_a_wider_run_starts_from_the_shipped_network(quantizer_pairs, tmp_path):
+    """The wider/deeper variant's warm start: ``grow`` adds planes, channels and blocks without changing the
+    output, the new capacity trains, and an --init larger than the run is refused in one line before the data."""
+    from training.checkpoint import load_model, load_onnx_weights
+    from training.model import count_params, grow
+
+    shipped, _ = load_onnx_weights(ROOT / "model" / "tiny" / "learned_filter_codec_v3.onnx")
+    torch.manual_seed(0)
+    x = torch.rand(2, 2, 48, 40)
+    x[:, 1] = 38 / 51
+    with torch.inference_mode():
+        for sizes in ({"channels": 24}, {"num_blocks": 6}, {"channels": 20, "num_blocks": 5}):
+            big = grow(shipped, **sizes)
+            assert count_params(big) > count_params(shipped)
+            assert (big(x) - shipped(x)).abs().max() < 1e-6, sizes
+        assert (grow(shipped.__class__(4, 16), in_channels=2)(x) - x[:, :1]).abs().max() == 0  # identity stays
+    with pytest.raises(ValueError, match="only adds capacity"):
+        grow(shipped, channels=8)
+
+    common = ["--degradation", "codec", "--pairs", str(quantizer_pairs), "--quantizer", "--val-packages", "b",
+              "--steps", "4", "--chunk", "2", "--crop", "48", "--batch-size", "4", "--lr", "1e-3", "--seed", "4",
+              "--quiet", "--init", str(ROOT / "model" / "tiny" / "learned_filter_codec_v3.onnx")]
+    _train(*common, "--channels", "20", "--num-blocks", "5", "--output-c3", str(tmp_path / "wide"))
+    wide, ckpt = load_model(tmp_path / "wide" / "last.ckpt")
+    assert ckpt["arch"] == {"num_blocks": 5, "channels": 20, "in_channels": 2}
+    assert wide.tail.weight[:, 16:].abs().sum() > 0  # the tail reads the new channels after training
+    proc = subprocess.run([sys.executable, "-m", "training.train_konvid", *common, "--channels", "8", "--output-c3",
+                           str(tmp_path / "narrow")], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and "grown, never cut" in lines[0], proc.stderr

@@ -3,8 +3,8 @@
 With ``in_channels=2`` (learned_filter_codec_v3) the input is ``[N,2,H,W]``: the luma and a quantizer
 plane (``vsfilter.quantizer``); the head convolves both, and the global residual adds the luma back
 through a fixed 1x1 convolution (weights ``[1, 0]``), so the graph stays Conv/Relu/Add and tiling stays
-exact. :func:`widen_input` turns a one-input network into a two-input one that computes the same
-output (the new input's weights start at zero).
+exact. :func:`grow` turns a network into one with more input planes, channels or blocks that computes
+the same output (the new weights that old channels read start at zero).
 
 With C=16 and 4 blocks it has 18,865 parameters (the card's "~19K"); with 3 blocks, 14,225.
 Every op exports to the card's allowlist: Conv, Relu, Add.
@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["LearnedFilter", "ResBlock", "RepConv3x3", "count_params", "fold", "widen_input"]
+__all__ = ["LearnedFilter", "ResBlock", "RepConv3x3", "count_params", "fold", "grow", "widen_input"]
 
 
 class RepConv3x3(nn.Module):
@@ -128,18 +128,65 @@ def fold(model: LearnedFilter) -> LearnedFilter:
     return plain.to(next(model.parameters()).device).eval()
 
 
+def grow(model: LearnedFilter, in_channels: int | None = None, channels: int | None = None,
+         num_blocks: int | None = None) -> LearnedFilter:
+    """A plain copy of the plain ``model`` with more input planes, feature channels and/or residual blocks
+    that computes the same output (a warm start: step 0 equals the old model, e.g. the wider variant of
+    learned_filter_codec_v3 starting from the shipped network).
+
+    New input planes get zero head weights. New feature channels get fresh random weights wherever they
+    *read*, and zero weights wherever an old channel or the tail would read them, so the old channels (and
+    the output) are unchanged while the new ones already carry features the tail's gradient can pick up.
+    New residual blocks are appended with a zero second convolution (``x + 0``).
+
+    Args:
+        model: a plain (folded) network.
+        in_channels: input planes (default: the model's).
+        channels: feature channels (default: the model's).
+        num_blocks: residual blocks (default: the model's).
+
+    Raises:
+        ValueError: ``model`` is re-parameterised, or a requested size is smaller than the model's.
+    """
+    sizes = {"in_channels": (model.in_channels, in_channels), "channels": (model.channels, channels),
+             "num_blocks": (model.num_blocks, num_blocks)}
+    if model.reparam:
+        raise ValueError("grow takes a plain network: fold() it first")
+    small = [f"{k} {new} < {old}" for k, (old, new) in sizes.items() if new is not None and new < old]
+    if small:
+        raise ValueError(f"grow only adds capacity: {', '.join(small)}")
+    cin, c, blocks = (new or old for old, new in sizes.values())
+    big = LearnedFilter(blocks, c, in_channels=cin).to(next(model.parameters()).device)
+    old_cin = model.in_channels
+
+    def put(target: nn.Conv2d, source: nn.Conv2d, zero_rows_from_new: bool) -> None:
+        """Copy ``source`` into the top-left corner; old outputs read nothing from new inputs."""
+        o, i = source.weight.shape[:2]
+        target.weight[:o, :i] = source.weight
+        target.bias[:o] = source.bias
+        if zero_rows_from_new:
+            target.weight[:o, i:] = 0.0
+
+    with torch.no_grad():
+        put(big.head[0], model.head[0], zero_rows_from_new=True)
+        if cin > old_cin:
+            big.head[0].weight[:, old_cin:] = 0.0  # new planes start silent for every channel
+        for index, block in enumerate(big.body):
+            if index < model.num_blocks:
+                put(block.conv1, model.body[index].conv1, zero_rows_from_new=True)
+                put(block.conv2, model.body[index].conv2, zero_rows_from_new=True)
+            else:
+                block.conv2.weight.zero_()
+                block.conv2.bias.zero_()
+        put(big.tail, model.tail, zero_rows_from_new=True)
+    return big.eval()
+
+
 def widen_input(model: LearnedFilter, in_channels: int) -> LearnedFilter:
-    """A plain ``in_channels``-input copy of a plain one-input ``model`` with the same output: the new
-    inputs' head weights are zero (a warm start: step 0 equals the old model)."""
-    if model.reparam or model.in_channels != 1:
+    """:func:`grow` with more input planes only (learned_filter_codec_v3's start from codec_v2)."""
+    if model.in_channels != 1:
         raise ValueError("widen_input takes a plain one-input network")
-    wide = LearnedFilter(model.num_blocks, model.channels, in_channels=in_channels)
-    state = dict(model.state_dict())
-    head = state["head.0.weight"]
-    state["head.0.weight"] = torch.cat([head, head.new_zeros(head.shape[0], in_channels - 1, *head.shape[2:])], 1)
-    state["skip.weight"] = wide.skip.weight.detach().clone()
-    wide.load_state_dict(state)
-    return wide.to(head.device)
+    return grow(model, in_channels=in_channels)
 
 
 def count_params(model: nn.Module) -> int:

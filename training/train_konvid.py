@@ -92,7 +92,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--harm-weight", type=float, default=2.0,
                     help="with --loss l1-harm or psnr-harm: extra weight of a crop the filter makes worse")
     ap.add_argument("--init", type=Path,
-                    help="start from these weights (fine-tuning): a checkpoint, or a shipped .onnx model")
+                    help="start from these weights (fine-tuning): a checkpoint, or a shipped .onnx model; a smaller "
+                         "network is grown to --channels/--num-blocks computing the same output (a wider variant)")
     ap.add_argument("--model-id", help="the registry id the run trains (default: learned_filter_v1 for the card's "
                                        "degradation, learned_filter_codec_v1 for codec pairs)")
     ap.add_argument("--ema", type=float, default=0.999, help="weight EMA decay (0 = none)")
@@ -227,7 +228,21 @@ def _load_states(args: argparse.Namespace, ckpt: Path):
     started_from = load_weights(args.init)[0] if args.init is not None else None
     if started_from is not None and args.reparam:
         raise UsageError("--init loads a plain network; drop --reparam to fine-tune it")
+    if started_from is not None:
+        _check_init_sizes(args, started_from)
     return resumed, started_from
+
+
+def _check_init_sizes(args: argparse.Namespace, init) -> None:
+    """--init is grown to the run's network, never cut: refused here, before the data loads."""
+    planes = 2 if args.quantizer else 1
+    if init.in_channels not in (1, planes):
+        raise UsageError(f"--init {args.init} takes {init.in_channels} input planes; this run trains a {planes}-input "
+                         "network" + ("" if args.quantizer else " (add --quantizer?)"))
+    if init.channels > args.channels or init.num_blocks > args.num_blocks:
+        raise UsageError(f"--init {args.init} has {init.channels} channels and {init.num_blocks} blocks, more than "
+                         f"this run's --channels {args.channels} --num-blocks {args.num_blocks}; give at least the "
+                         "init's sizes (it is grown, never cut)")
 
 
 def _setup_device(args: argparse.Namespace):
@@ -275,13 +290,7 @@ class _Run:
                                    in_channels=self.in_channels).to(device)
         self.model = self.model.to(memory_format=torch.channels_last)
         if started_from is not None:
-            if started_from.in_channels != self.in_channels:
-                from .model import widen_input
-
-                if started_from.in_channels != 1:
-                    raise UsageError(f"--init {args.init} takes {started_from.in_channels} input planes; this run "
-                                     f"trains a {self.in_channels}-input network")
-                started_from = widen_input(started_from, self.in_channels)
+            started_from = self._grown(started_from)
             self.model.load_state_dict(started_from.state_dict())
         images = len(data.train) // (8 if card else 1)
         self.per_epoch = max(1, math.ceil(images * args.crops_per_image / args.batch_size))
@@ -293,6 +302,12 @@ class _Run:
         self.chunk = chunk
         self.model_id = args.model_id or MODEL_IDS[args.degradation]
         self.loss_fn = torch.nn.L1Loss()
+
+    def _grown(self, started_from):
+        """The --init network grown to this run's input planes, channels and blocks (same output)."""
+        from .model import grow
+
+        return grow(started_from, self.in_channels, self.args.channels, self.args.num_blocks)
 
     def trainer(self, resumed: dict | None) -> Trainer:
         """The trainer: a timed run measures its speed first; a resumed one continues its state."""
