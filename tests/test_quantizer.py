@@ -211,22 +211,27 @@ def test_quantizer_training_resumes_to_the_unbroken_run(quantizer_pairs, tmp_pat
     assert diff.mean() < 0.5 and diff.max() < 8, (diff.mean(), diff.max())
 
 
-def test_shipped_codec_v3_is_told_by_the_bitstream_and_leaves_unknown_frames_alone(tmp_path):
-    """The registered learned_filter_codec_v3 (two inputs, with its estimator): an H.264 CRF 40 stream tells
-    it the QP and it restores; HEVC gets the estimate; an FFV1 stream tells nothing and it stays (nearly)
-    the identity."""
+@pytest.mark.parametrize("model", ["learned_filter_codec_v3", "learned_filter_codec_v3_wide"])
+def test_shipped_codec_v3_is_told_by_the_bitstream_and_leaves_unknown_frames_alone(tmp_path, model):
+    """The registered learned_filter_codec_v3 and its wider variant (two inputs, with the estimator): an
+    H.264 CRF 40 stream tells it the QP and it restores, tiled exactly as untiled; HEVC gets the estimate;
+    an FFV1 stream tells nothing and it stays (nearly) the identity."""
     def psnr(a: np.ndarray, b: np.ndarray) -> float:
         mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
         return float("inf") if mse == 0 else 10 * np.log10(255 ** 2 / mse)
 
-    spec = vsfilter.resolve_model("learned_filter_codec_v3")
+    spec = vsfilter.resolve_model(model)
     assert spec.planes == 2 and spec.qp_estimator is not None and spec.int8_path is not None
+    assert spec.receptive_radius == (14 if model.endswith("_wide") else 10)
     seen = {}
     for name, codec, options in (("a.mp4", "libx264", {"crf": "40"}), ("b.mkv", "ffv1", {}),
                                  ("c.mkv", "libx265", {"crf": "38", "x265-params": "log-level=error"})):
         clip = vsfilter.source(encode_clip(tmp_path / name, codec, frames=4, width=160, height=128,
                                            options=options), cache=False)
-        frame = vsfilter.vmaf_pre(clip, model="learned_filter_codec_v3", device="cpu").get_frame(1)
+        frame = vsfilter.vmaf_pre(clip, model=model, device="cpu").get_frame(1)
+        if codec == "libx264":  # tiles of 48 px cut with their quantizer plane, overlapping by the radius
+            tiled = vsfilter.vmaf_pre(clip, model=model, device="cpu", tilesize=48).get_frame(1)
+            assert np.array_equal(np.asarray(tiled[0]), np.asarray(frame[0]))
         seen[codec] = (frame.props["VmafPreQPSource"], frame.props["VmafPreQP"],
                        psnr(np.asarray(frame[0]), np.asarray(clip.get_frame(1)[0])))
     assert seen["libx264"][0] == "bitstream" and 35 < seen["libx264"][1] < 51 and seen["libx264"][2] < 60
