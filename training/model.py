@@ -159,26 +159,25 @@ def grow(model: LearnedFilter, in_channels: int | None = None, channels: int | N
     big = LearnedFilter(blocks, c, in_channels=cin).to(next(model.parameters()).device)
     old_cin = model.in_channels
 
-    def put(target: nn.Conv2d, source: nn.Conv2d, zero_rows_from_new: bool) -> None:
+    def put(target: nn.Conv2d, source: nn.Conv2d) -> None:
         """Copy ``source`` into the top-left corner; old outputs read nothing from new inputs."""
         o, i = source.weight.shape[:2]
         target.weight[:o, :i] = source.weight
         target.bias[:o] = source.bias
-        if zero_rows_from_new:
-            target.weight[:o, i:] = 0.0
+        target.weight[:o, i:] = 0.0
 
     with torch.no_grad():
-        put(big.head[0], model.head[0], zero_rows_from_new=True)
+        put(big.head[0], model.head[0])
         if cin > old_cin:
             big.head[0].weight[:, old_cin:] = 0.0  # new planes start silent for every channel
         for index, block in enumerate(big.body):
             if index < model.num_blocks:
-                put(block.conv1, model.body[index].conv1, zero_rows_from_new=True)
-                put(block.conv2, model.body[index].conv2, zero_rows_from_new=True)
+                put(block.conv1, model.body[index].conv1)
+                put(block.conv2, model.body[index].conv2)
             else:
                 block.conv2.weight.zero_()
                 block.conv2.bias.zero_()
-        put(big.tail, model.tail, zero_rows_from_new=True)
+        put(big.tail, model.tail)
     return big.eval()
 
 

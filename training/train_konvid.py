@@ -290,8 +290,10 @@ class _Run:
                                    in_channels=self.in_channels).to(device)
         self.model = self.model.to(memory_format=torch.channels_last)
         if started_from is not None:
-            started_from = self._grown(started_from)
-            self.model.load_state_dict(started_from.state_dict())
+            from .model import grow  # the --init network at this run's planes, channels and blocks
+
+            grown = grow(started_from, self.in_channels, args.channels, args.num_blocks)
+            self.model.load_state_dict(grown.state_dict())
         images = len(data.train) // (8 if card else 1)
         self.per_epoch = max(1, math.ceil(images * args.crops_per_image / args.batch_size))
         steps = args.steps or args.epochs_c3 * self.per_epoch
@@ -302,12 +304,6 @@ class _Run:
         self.chunk = chunk
         self.model_id = args.model_id or MODEL_IDS[args.degradation]
         self.loss_fn = torch.nn.L1Loss()
-
-    def _grown(self, started_from):
-        """The --init network grown to this run's input planes, channels and blocks (same output)."""
-        from .model import grow
-
-        return grow(started_from, self.in_channels, self.args.channels, self.args.num_blocks)
 
     def trainer(self, resumed: dict | None) -> Trainer:
         """The trainer: a timed run measures its speed first; a resumed one continues its state."""
