@@ -1,7 +1,8 @@
 """Model quality the way users meet it: real video the models never saw, every quality level, the worst clip.
 
     .venv/bin/python bench/model_quality.py [--models learned_filter_codec_v1 learned_filter_codec_v2 ...]
-        [--frames 16] [--clips Megamind vtest ...] [--int8 MODEL] [--skip-card] [--json OUT]
+        [--frames 16] [--clips Megamind vtest ...] [--int8 MODEL] [--skip-card] [--skip-real] [--skip-bd]
+        [--json OUT]
 
 1. The card's recipe (Gaussian blur 1.2 + JPEG q35, Pillow) on whole held-out photos (the packages
    train_konvid holds out: opencv-doc, tuxpaint-data), outputs rounded to 8 bits. PSNR-Y gain.
@@ -224,7 +225,7 @@ def bd_rates(models: list[str], clips: dict[str, np.ndarray], tmp: Path) -> dict
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["learned_filter_v1", "learned_filter_codec_v1",
+    ap.add_argument("--models", nargs="*", default=["learned_filter_v1", "learned_filter_codec_v1",
                                                      "learned_filter_codec_v2"])
     ap.add_argument("--photos", type=Path, default=ROOT / "data" / "offline_photos",
                     help="the corpus of training.offline_corpus (its held-out packages are used)")
@@ -234,6 +235,8 @@ def main() -> int:
     ap.add_argument("--precisions", nargs="+", choices=["int8", "bf16"], default=["int8", "bf16"],
                     help="with --int8: the OpenVINO precisions to score (bf16 is emulated where the CPU lacks it)")
     ap.add_argument("--skip-card", action="store_true")
+    ap.add_argument("--skip-real", action="store_true",
+                    help="leave section 2's fp32 scores of --models out (e.g. for the BD-rate or --int8 alone)")
     ap.add_argument("--skip-bd", action="store_true", help="leave the BD-rate ladders out")
     ap.add_argument("--json", type=Path, help="write every figure here")
     args = ap.parse_args()
@@ -244,11 +247,15 @@ def main() -> int:
     if not args.skip_card and (args.photos / "corpus.json").is_file():
         card_quality(args.models, held_out_photos(args.photos))
     clips = sources(args.frames, args.clips)
-    print(f"\n2. real encodes of {len(clips)} clips ({args.frames} frames: "
-          + ", ".join(f"{k} {v.shape[2]}x{v.shape[1]}" for k, v in clips.items()) + "); prefiltered - distorted")
     with tempfile.TemporaryDirectory() as tmp:
-        pairs = encode_all(clips, Path(tmp))
-        results["models"] = {m: report(m, score(m, pairs)) for m in args.models}
+        results["models"] = {}
+        if not args.skip_real or args.int8:
+            print(f"\n2. real encodes of {len(clips)} clips ({args.frames} frames: "
+                  + ", ".join(f"{k} {v.shape[2]}x{v.shape[1]}" for k, v in clips.items())
+                  + "); prefiltered - distorted")
+            pairs = encode_all(clips, Path(tmp))
+        if not args.skip_real:
+            results["models"] = {m: report(m, score(m, pairs)) for m in args.models}
         if args.int8:
             for precision in args.precisions:
                 label = f"{args.int8} ({precision}, OpenVINO)"

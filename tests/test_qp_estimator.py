@@ -165,6 +165,8 @@ def test_estimator_training_resumes_to_the_unbroken_run(quantizer_pairs, tmp_pat
                          ([*common, "--output", str(tmp_path / "whole.onnx")], "exists; pass --force"),
                          (["--pairs", str(tmp_path), "--output", str(tmp_path / "y.onnx")], "not a codec pair set"),
                          ([*common, "--output", str(tmp_path / "z.onnx"), "--tau", "1.5"], "quantile"),
+                         ([*common, "--output", str(tmp_path / "z.onnx"), "--tau", "hevc=0.3"], "each of hevc, av1"),
+                         ([*common, "--output", str(tmp_path / "z.onnx"), "--tau", "vp9=0.3", "av1=0.1"], "CODEC=TAU"),
                          ([*common, "--output", str(tmp_path / "z.onnx"), "--stop-after", "5"], "needs --state")):
         bad = _train(*args)
         assert bad.returncode == 2 and needle in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, bad.stderr
@@ -172,6 +174,23 @@ def test_estimator_training_resumes_to_the_unbroken_run(quantizer_pairs, tmp_pat
     other = _train(*common[:-4], "--seed", "4", "--threads", "1", "--output", str(tmp_path / "o.onnx"),
                    "--state", str(state))
     assert other.returncode == 2 and "other settings" in other.stderr
+
+
+def test_a_quantile_per_codec_weighs_each_codecs_errors_by_its_own():
+    """--tau hevc=0.3 av1=0.1: an HEVC frame's under-estimate costs 0.3 a unit, an AV1 frame's 0.1; the
+    over-estimates 0.7 and 0.9."""
+    import torch
+
+    from training.qp_estimator import CODECS, EstimatorTraining, pinball_loss, rate_input
+
+    run = EstimatorTraining({"steps": 1, "batch_size": 2, "tau": {"hevc": 0.3, "av1": 0.1}, "lr": 1e-3, "seed": 1})
+    rate = torch.from_numpy(np.stack([rate_input(0.1, "hevc"), rate_input(0.1, "av1")]))
+    assert CODECS == ("hevc", "av1") and torch.allclose(run._tau(rate), torch.tensor([[0.3], [0.1]]))
+    target = torch.zeros(2, 1)
+    low, high = pinball_loss(target - 1, target, run._tau(rate)), pinball_loss(target + 1, target, run._tau(rate))
+    assert abs(float(low) - (0.3 + 0.1) / 2) < 1e-6 and abs(float(high) - (0.7 + 0.9) / 2) < 1e-6
+    same = EstimatorTraining({"steps": 1, "batch_size": 2, "tau": 0.2, "lr": 1e-3, "seed": 1})
+    assert same._tau(rate) == 0.2
 
 
 def test_compare_says_what_a_quantizer_model_is_told(registry_dir, tmp_path, monkeypatch):

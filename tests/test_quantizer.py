@@ -209,6 +209,27 @@ def test_quantizer_training_resumes_to_the_unbroken_run(quantizer_pairs, tmp_pat
             for p in (fp32, int8)]
     diff = np.abs(runs[0] - runs[1]) * 255  # in 8-bit codes, after 8 calibration crops of 48 px
     assert diff.mean() < 0.5 and diff.max() < 8, (diff.mean(), diff.max())
+    # quantisation-aware fine-tuning of the two-input network (from its .onnx), fed the quantizer plane, and
+    # its INT8 sidecar: the fake-quantised forward is the QDQ graph's (one luma plane out, the skip exact)
+    from training.qat import QATFilter
+
+    tuned = subprocess.run([sys.executable, "-m", "training.qat_finetune", "--c3-ckpt", str(fp32), "--degradation",
+                            "codec", "--pairs", str(pairs), "--val-packages", "b", "--output", str(tmp_path / "qat"),
+                            "--steps", "2", "--crop", "48", "--batch-size", "2", "--quiet"],
+                           capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert tuned.returncode == 0, tuned.stderr[-2000:]
+    qat_model, qat_state = load_model(tmp_path / "qat" / "last.ckpt")
+    assert qat_state["arch"]["in_channels"] == 2
+    with torch.no_grad():
+        fake = QATFilter(qat_model)(torch.from_numpy(x)).numpy()
+    assert fake.shape == runs[0].shape and np.abs(fake - runs[0]).mean() * 255 < 0.5
+    quant = subprocess.run([sys.executable, "-m", "training.ptq_static", "--model", str(fp32), "--output",
+                            str(tmp_path / "v3.qat.int8.onnx"), "--pairs", str(pairs), "--count", "8", "--crop", "48",
+                            "--qat-ckpt", str(tmp_path / "qat" / "last.ckpt")], capture_output=True, text=True,
+                           cwd=ROOT, timeout=300)
+    assert quant.returncode == 0, quant.stderr
+    sidecar = ort.InferenceSession(str(tmp_path / "v3.qat.int8.onnx"), providers=["CPUExecutionProvider"])
+    assert np.abs(sidecar.run(None, {"input": x})[0] - fake).mean() * 255 < 0.5
 
 
 @pytest.mark.parametrize("model", ["learned_filter_codec_v3", "learned_filter_codec_v3_wide"])

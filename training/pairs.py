@@ -12,15 +12,24 @@ import math
 
 import numpy as np
 
-__all__ = ["PairBank", "center_crops", "peak_of", "model_input"]
+__all__ = ["PairBank", "UNKNOWN_SHARE", "input_planes", "center_crops", "peak_of", "model_input"]
 
 #: A stored quantizer plane code: H.264-equivalent QP x 4 (0..252); this code means "unknown".
 _QP_UNKNOWN_CODE = 255
+#: The share of crops a quantizer-conditioned network sees with the plane "unknown" (train_konvid's and
+#: qat_finetune's default): enough to be blind-safe, few enough to learn to use the quantizer.
+UNKNOWN_SHARE = 0.3
 
 
 def peak_of(image: np.ndarray) -> int:
     """The peak code of a stored frame: 255 for uint8, 1023 for uint16 (10-bit codes)."""
     return 255 if image.dtype == np.uint8 else 1023
+
+
+def input_planes(quantizer: bool) -> int:
+    """The input planes of a network trained on pairs with (``quantizer``) or without their quantizer map:
+    the luma, and the quantizer plane when there is one."""
+    return 2 if quantizer else 1
 
 
 class PairBank:
@@ -59,7 +68,7 @@ class PairBank:
         if len(kept[0]) > 2:
             self.quantizer = torch.from_numpy(np.concatenate([_qp_codes(p[2], p[0].shape).ravel()
                                                               for p in kept])).to(device)
-        self.in_channels = 1 if self.quantizer is None else 2
+        self.in_channels = input_planes(self.quantizer is not None)
         self.peak = torch.tensor([float(peak_of(p[0])) for p in kept], dtype=torch.float32, device=device)
         self.offset = torch.from_numpy(np.concatenate([[0], np.cumsum(sizes)[:-1]])).to(device)
         self.height = torch.from_numpy(shapes[:, 0]).to(device)

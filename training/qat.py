@@ -73,7 +73,7 @@ class QATFilter(nn.Module):
             a = next(fq)(torch.relu(self.conv(block.conv1, h)))
             b = next(fq)(self.conv(block.conv2, a))
             h = next(fq)(h + b)
-        return x + m.tail(h)
+        return (m.skip(x) if m.in_channels > 1 else x) + m.tail(h)  # the skip (a frozen 1x1 Conv) stays float
 
     def freeze_observers(self) -> None:
         for module in self.fq:
@@ -113,7 +113,8 @@ def run_qat(model, bank, val: list, device, path: Path, settings: QATSettings) -
     trainer.run(on_chunk=freeze)
     student.eval()
     save_checkpoint(path, {"model": {k: v.cpu() for k, v in student.state_dict().items()},
-                           "arch": {"num_blocks": student.num_blocks, "channels": student.channels},
+                           "arch": {"num_blocks": student.num_blocks, "channels": student.channels,
+                                    "in_channels": student.in_channels},
                            "seed": settings.seed, "qat_steps": settings.steps, "history": trainer.history})
     return {"steps": settings.steps, "lr": settings.lr, "freeze_observers_at": freeze_at,
             "final_fp32_weights": {k: v for k, v in evaluate_full(student, val, device).items() if k != "per_image"}}

@@ -41,6 +41,7 @@ from .cli import UsageError, run_main, step_parser
 from .datasets import DataSpec, TrainingData, load_training_data
 from .evaluation import codec_breakdown
 from .loop import LOSSES, Schedule, Trainer, evaluate_full, pick_device, use_bf16
+from .pairs import UNKNOWN_SHARE, input_planes
 from .qat import QATSettings, run_qat
 
 __all__ = ["main"]
@@ -63,7 +64,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--quantizer", action="store_true",
                     help="with --degradation codec: a two-input network [luma, quantizer plane] fed each pair's "
                          "quantizer map (learned_filter_codec_v3); --init of a one-input model is widened")
-    ap.add_argument("--unknown-share", type=float, default=0.3, metavar="FRACTION",
+    ap.add_argument("--unknown-share", type=float, default=UNKNOWN_SHARE, metavar="FRACTION",
                     help="with --quantizer: crops whose quantizer plane is 'unknown' (blind-safe training)")
     ap.add_argument("--videos", type=Path, help="folder of videos: the middle frame of each is a sample")
     ap.add_argument("--images", type=Path, help="folder of images")
@@ -235,7 +236,7 @@ def _load_states(args: argparse.Namespace, ckpt: Path):
 
 def _check_init_sizes(args: argparse.Namespace, init) -> None:
     """--init is grown to the run's network, never cut: refused here, before the data loads."""
-    planes = 2 if args.quantizer else 1
+    planes = input_planes(args.quantizer)
     if init.in_channels not in (1, planes):
         raise UsageError(f"--init {args.init} takes {init.in_channels} input planes; this run trains a {planes}-input "
                          "network" + ("" if args.quantizer else " (add --quantizer?)"))

@@ -1,7 +1,7 @@
 """Train the quantizer estimate a quantizer-conditioned filter falls back on where the bitstream is silent.
 
     python -m training.train_qp_estimator --pairs data/rate_pairs_v1 --output model/tiny/learned_qp_estimator_v1.onnx \\
-        [--steps 6000] [--batch-size 16] [--tau 0.2] [--lr 2e-3] [--seed 7] [--threads 1] \\
+        [--steps 6000] [--batch-size 16] [--tau 0.2 | --tau hevc=0.3 av1=0.1] [--lr 2e-3] [--seed 7] [--threads 1] \\
         [--val-packages P ...] [--state checkpoints/qp_estimator/state.ckpt [--chunk 500] [--stop-after S]] [--force]
 
 The pairs: a codec pair set of the codecs the estimator serves (``training.qp_estimator.CODECS``:
@@ -32,7 +32,9 @@ def _parser():
     ap.add_argument("--output", type=Path, required=True, help="the estimator .onnx to write")
     ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--tau", type=float, default=0.2, help="the quantile predicted (< 0.5 errs low)")
+    ap.add_argument("--tau", nargs="+", default=["0.2"], metavar="TAU|CODEC=TAU",
+                    help="the quantile predicted (< 0.5 errs low): one for every codec, or one per served codec "
+                         "(hevc=0.3 av1=0.1)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads; 0 = all cores")
@@ -52,13 +54,38 @@ def _check(args) -> None:
         raise UsageError("--steps, --batch-size and --chunk must be >= 1")
     if args.stop_after is not None and (args.state is None or args.stop_after < 0):
         raise UsageError("--stop-after needs --state (where the run is kept) and a number of seconds >= 0")
-    if not 0.0 < args.tau < 1.0:
-        raise UsageError(f"--tau is a quantile: give a value between 0 and 1, got {args.tau}")
+    args.tau = parse_tau(args.tau)
     if args.output.suffix.lower() != ".onnx":
         raise UsageError(f"--output {args.output} must end in .onnx")
     check_output_file(args.output, args.force)
     if args.state is not None and not args.state.parent.is_dir():
         raise UsageError(f"--state {args.state}: folder {args.state.parent} does not exist")
+
+
+def parse_tau(items: list[str]) -> float | dict[str, float]:
+    """``--tau``: one quantile (``0.1``), or ``CODEC=TAU`` for each served codec (UsageError otherwise)."""
+    from .qp_estimator import CODECS
+
+    def quantile(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if not 0.0 < value < 1.0:
+            raise UsageError(f"--tau is a quantile: give a value between 0 and 1, got {text!r}")
+        return value
+
+    if len(items) == 1 and "=" not in items[0]:
+        return quantile(items[0])
+    taus = {}
+    for item in items:
+        codec, sep, value = item.partition("=")
+        if not sep or codec not in CODECS:
+            raise UsageError(f"--tau {item!r}: give one quantile, or CODEC=TAU for each of {', '.join(CODECS)}")
+        taus[codec] = quantile(value)
+    if set(taus) != set(CODECS):
+        raise UsageError(f"--tau gives {', '.join(sorted(taus))}; give CODEC=TAU for each of {', '.join(CODECS)}")
+    return taus
 
 
 def _frames(pairs: Path, held_out: set[str]) -> tuple[tuple, tuple]:
