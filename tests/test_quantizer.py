@@ -188,6 +188,16 @@ def test_quantizer_training_resumes_to_the_unbroken_run(quantizer_pairs, tmp_pat
     row = json.loads((tmp_path / "models" / "registry.json").read_text())["models"][0]
     assert row["inputs"] == ["luma", "quantizer"] and row["qp_estimator"]["onnx"] == "test_v3.qp.onnx"
     assert validate(tmp_path / "models") == ([], 1)
+    # a variant shipped with the same estimator shares its file (one copy of the bytes, two rows)
+    variant = subprocess.run([sys.executable, "-m", "training.export_tiny_models", "--c3-ckpt",
+                              str(tmp_path / "whole" / "last.ckpt"), "--output-dir", str(tmp_path / "models"),
+                              "--model-id", "test_v3_variant", "--qp-estimator", str(tmp_path / "estimator.onnx")],
+                             capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert variant.returncode == 0, variant.stderr
+    rows = {r["id"]: r for r in json.loads((tmp_path / "models" / "registry.json").read_text())["models"]}
+    assert rows["test_v3_variant"]["qp_estimator"] == rows["test_v3"]["qp_estimator"]
+    assert not (tmp_path / "models" / "test_v3_variant.qp.onnx").exists()
+    assert validate(tmp_path / "models") == ([], 2)
     # the static INT8 sidecar of a two-input model: calibrated on (luma, quantizer) crops, skip and tail in float
     import onnxruntime as ort
 

@@ -85,9 +85,15 @@ def _sidecar(args, state: dict, model, model_id: str, onnx_path: Path, sidecar_p
 
 
 def _ship_estimator(source: Path, target: Path) -> dict:
-    """Copy the estimator next to its model; its registry record."""
+    """Copy the estimator next to its model, or point at an estimator already shipped there with the same
+    bytes (variants of one model share one file); its registry record."""
+    digest = sha256_file(source)
+    same = [p for p in sorted(target.parent.glob("*.qp.onnx")) if p != target and sha256_file(p) == digest]
+    if same:
+        target.unlink(missing_ok=True)
+        return {"onnx": same[0].name, "sha256": digest}
     atomic_write_bytes(target, source.read_bytes())
-    return {"onnx": target.name, "sha256": sha256_file(target)}
+    return {"onnx": target.name, "sha256": digest}
 
 
 def _default_notes(training: dict | None, model_id: str) -> str:
