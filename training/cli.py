@@ -37,6 +37,12 @@ def check_output_file(path: Path, force: bool, flag: str = "--output") -> None:
         raise UsageError(f"{path} exists; pass --force to replace it")
 
 
+def check_fraction(value: float, flag: str) -> None:
+    """A share of something (``flag`` names the option): from 0 to 1."""
+    if not 0.0 <= value <= 1.0:
+        raise UsageError(f"{flag} is a fraction: give a value from 0 to 1")
+
+
 def check_output_dir(path: Path, flag: str = "--output") -> None:
     """An output folder: it may exist (as a folder) or be created."""
     if path.exists() and not path.is_dir():

@@ -42,7 +42,7 @@ import numpy as np
 
 from vsfilter.atomic import atomic_open, atomic_write_text
 
-from .cli import UsageError, run_main, step_parser
+from .cli import UsageError, check_fraction, run_main, step_parser
 from .clips import ClipSpec, clip_specs, default_videos, make_clip
 from .encoding import ENCODERS, check_encoders, parse_crf_ranges
 from .pair_sets import cached, load_pairs
@@ -101,8 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.frames < 2 or args.clips_per_photo < 1 or args.encodes_per_clip < 1 or args.keep_frames < 1:
         raise UsageError("--frames must be >= 2; --clips-per-photo, --encodes-per-clip, --keep-frames >= 1")
     for name in ("noise", "dark", "ten_bit", "identity"):
-        if not 0.0 <= getattr(args, name) <= 1.0:
-            raise UsageError(f"--{name.replace('_', '-')} is a fraction: give a value from 0 to 1")
+        check_fraction(getattr(args, name), f"--{name.replace('_', '-')}")
     if args.output.exists() and not args.output.is_dir():
         raise UsageError(f"--output {args.output} is a file; give a folder")
     check_encoders(args.codecs)

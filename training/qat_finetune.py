@@ -23,7 +23,7 @@ from pathlib import Path
 
 from vsfilter.atomic import atomic_write_text
 
-from .cli import UsageError, run_main, step_parser
+from .cli import UsageError, check_fraction, run_main, step_parser
 from .pairs import UNKNOWN_SHARE
 
 
@@ -48,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
-    if args.steps < 1 or args.batch_size < 1 or args.crop < 16 or not 0 <= args.unknown_share <= 1:
-        raise UsageError("--steps and --batch-size must be >= 1, --crop >= 16, --unknown-share from 0 to 1")
+    if args.steps < 1 or args.batch_size < 1 or args.crop < 16:
+        raise UsageError("--steps and --batch-size must be >= 1, --crop >= 16")
+    check_fraction(args.unknown_share, "--unknown-share")
     if args.output.exists() and not args.output.is_dir():
         raise UsageError(f"--output {args.output} is a file; give a folder")
     if (args.output / "last.ckpt").exists() and not args.force:

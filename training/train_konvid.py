@@ -37,7 +37,7 @@ import numpy as np
 
 from vsfilter.atomic import atomic_write_text
 
-from .cli import UsageError, run_main, step_parser
+from .cli import UsageError, check_fraction, run_main, step_parser
 from .datasets import DataSpec, TrainingData, load_training_data
 from .evaluation import codec_breakdown
 from .loop import LOSSES, Schedule, Trainer, evaluate_full, pick_device, use_bf16
@@ -146,8 +146,7 @@ def _check_args(args: argparse.Namespace) -> None:
         raise UsageError("--steps and --chunk must be >= 1, --qat-steps >= 0")
     if args.quantizer and args.degradation != "codec":
         raise UsageError("--quantizer needs codec pairs (--degradation codec): only they record the quantizer")
-    if not 0.0 <= args.unknown_share <= 1.0:
-        raise UsageError("--unknown-share is a fraction: give a value from 0 to 1")
+    check_fraction(args.unknown_share, "--unknown-share")
     if args.stop_after is not None and args.stop_after < 0:
         raise UsageError("--stop-after must be >= 0 seconds")
     if args.time_budget is not None and args.time_budget <= 0:
