@@ -210,15 +210,31 @@ def test_quantizer_training_resumes_to_the_unbroken_run(quantizer_pairs, tmp_pat
                             "--pairs", str(pairs), "--count", "8", "--crop", "48"], capture_output=True, text=True,
                            cwd=ROOT, timeout=300)
     assert quant.returncode == 0 and "/skip/Conv" in quant.stdout, quant.stderr
+    assert "/head/head.0/Conv" in quant.stdout  # the input (luma and plane) is not quantised
     from training.pair_sets import load_pairs
     from training.pairs import model_input
 
     triple = load_pairs(pairs, quantizer=True)[0][0]
     x = model_input(triple)
-    runs = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
-            for p in (fp32, int8)]
+    sessions = [ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (fp32, int8)]
+    runs = [s.run(None, {"input": x})[0] for s in sessions]
     diff = np.abs(runs[0] - runs[1]) * 255  # in 8-bit codes, after 8 calibration crops of 48 px
     assert diff.mean() < 0.5 and diff.max() < 8, (diff.mean(), diff.max())
+    # "unknown" (-1) reaches the INT8 network as unknown, not clipped to the uint8 input range as QP 0
+    blind, told_zero = model_input(triple, blind=True), x.copy()
+    told_zero[:, 1] = 0.0
+    as_unknown, as_zero = (sessions[1].run(None, {"input": v})[0] for v in (blind, told_zero))
+    assert not np.array_equal(as_unknown, as_zero)
+    from training.measure_quant_drop import measure_told_unknown
+
+    def runner(session):
+        return lambda v: session.run(None, {"input": v})[0]
+
+    triples = load_pairs(pairs, quantizer=True)[0][:4]
+    told_unknown = measure_told_unknown(triples, *(runner(s) for s in sessions))
+    assert told_unknown["images"] == 4 and abs(told_unknown["psnr_delta_db"]) < 0.5, told_unknown
+    clipped = measure_told_unknown(triples, runner(sessions[0]), lambda v: runner(sessions[1])(np.maximum(v, 0)))
+    assert clipped["psnr_gain_fast_db"] != told_unknown["psnr_gain_fast_db"]  # it sees what a clipped input does
     # quantisation-aware fine-tuning of the two-input network (from its .onnx), fed the quantizer plane, and
     # its INT8 sidecar: the fake-quantised forward is the QDQ graph's (one luma plane out, the skip exact)
     from training.qat import QATFilter
@@ -242,6 +258,22 @@ def test_quantizer_training_resumes_to_the_unbroken_run(quantizer_pairs, tmp_pat
     assert np.abs(sidecar.run(None, {"input": x})[0] - fake).mean() * 255 < 0.5
 
 
+def test_calibration_crops_spread_over_the_pair_set_and_feed_the_unknown_plane():
+    """INT8 calibration samples the whole pair set (its first pairs are a few sources), and a two-input
+    model's crops see the plane "unknown" at the training share, so that value is calibrated too."""
+    from training.calibration import crops
+
+    triples = [(np.full((32, 32), i, np.uint8), np.full((32, 32), i, np.uint8), np.full((2, 2), 30.0, np.float32))
+               for i in range(100)]
+    out = crops(triples, 16, 10, unknown_share=0.5)
+    assert all(c.shape == (1, 2, 16, 16) for c in out)
+    assert sorted(round(float(c[0, 0, 0, 0]) * 255) for c in out) == list(range(0, 100, 10))
+    planes = {round(float(c[0, 1, 0, 0]), 4) for c in out}
+    assert planes == {UNKNOWN, round(30 / 51, 4)}
+    assert {round(float(c[0, 1, 0, 0]), 4) for c in crops(triples, 16, 10)} == {round(30 / 51, 4)}
+    assert len(crops(triples[:4], 16, 10)) == 10  # more crops than pairs cycle through them
+
+
 @pytest.mark.parametrize("model", ["learned_filter_codec_v3", "learned_filter_codec_v3_wide"])
 def test_shipped_codec_v3_is_told_by_the_bitstream_and_leaves_unknown_frames_alone(tmp_path, model):
     """The registered learned_filter_codec_v3 and its wider variant (two inputs, with the estimator): an
@@ -253,6 +285,10 @@ def test_shipped_codec_v3_is_told_by_the_bitstream_and_leaves_unknown_frames_alo
 
     spec = vsfilter.resolve_model(model)
     assert spec.planes == 2 and spec.qp_estimator is not None and spec.int8_path is not None
+    import onnx  # the INT8 sidecar leaves its input float: a uint8 input would clip "unknown" (-1) to QP 0
+
+    graph = onnx.load(str(spec.int8_path)).graph
+    assert not [n.name for n in graph.node if n.op_type == "QuantizeLinear" and graph.input[0].name in n.input]
     assert spec.receptive_radius == (14 if model.endswith("_wide") else 10)
     seen = {}
     for name, codec, options in (("a.mp4", "libx264", {"crf": "40"}), ("b.mkv", "ffv1", {}),

@@ -53,21 +53,33 @@ def degraded_pairs(images: Path | None = None, paths: list[Path] | None = None,
     return pairs
 
 
-def crops(pairs, size: int, count: int, seed: int = 0) -> list[np.ndarray]:
+def crops(pairs, size: int, count: int, seed: int = 0, unknown_share: float = 0.0) -> list[np.ndarray]:
     """``count`` random degraded crops ``[1,C,s,s]`` in [0, 1] spread over the pairs, all of one size ``s``
     (``size``, or the smallest image side when an image is smaller: the calibrator stacks them); a
-    quantizer triple gives its plane as the second channel (``training.pairs.model_input``)."""
+    quantizer triple gives its plane as the second channel (``training.pairs.model_input``).
+
+    Args:
+        pairs: (clean, degraded) pairs or (clean, degraded, quantizer map) triples.
+        size: the crop side.
+        count: how many crops: fewer than the pairs take every (len / count)-th pair, so a pair set whose
+            first pairs are a few sources (clips are stored source by source) is sampled across all of them;
+            more cycle through the pairs.
+        seed: the crop positions' (and unknown planes') random seed.
+        unknown_share: with triples, the share of crops fed the plane "unknown" (as training feeds it,
+            ``training.pairs.UNKNOWN_SHARE``), so the quantizer plane's unknown value is calibrated too.
+    """
     from .pairs import model_input
 
     rng = np.random.default_rng(seed)
     s = min(size, *(min(p[1].shape) for p in pairs))
     out = []
     for i in range(count):
-        pair = pairs[i % len(pairs)]
+        pair = pairs[i * len(pairs) // count if count < len(pairs) else i % len(pairs)]
         degraded = pair[1]
         y = rng.integers(degraded.shape[0] - s + 1)
         x = rng.integers(degraded.shape[1] - s + 1)
-        out.append(np.ascontiguousarray(model_input(pair)[:, :, y:y + s, x:x + s]))
+        blind = len(pair) > 2 and unknown_share > 0 and rng.random() < unknown_share
+        out.append(np.ascontiguousarray(model_input(pair, blind=blind)[:, :, y:y + s, x:x + s]))
     return out
 
 

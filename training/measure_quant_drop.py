@@ -5,7 +5,8 @@
 
 Reports the PLCC between fp32 and INT8 outputs (the card's measure, budget 0.01 = PLCC >= 0.99), the
 PLCC of the learned residuals (output - input, stricter), the PSNR-Y gain of each, and the share of
-pixels within 2 code values. Exit codes: 0 within budget, 1 over budget, 2 error.
+pixels within 2 code values; a two-input model is also measured told "unknown" (every 4th pair), where
+both should leave the picture alone. Exit codes: 0 within budget, 1 over budget, 2 error.
 """
 
 from __future__ import annotations
@@ -68,6 +69,15 @@ def measure(pairs, fp32_run, fast_run) -> dict:
             "share_within_2_codes": float(np.concatenate([w.ravel() for w in within2]).mean())}
 
 
+def measure_told_unknown(triples, fp32_run, fast_run) -> dict:
+    """:func:`measure` of a two-input model on quantizer triples with the plane "unknown" (NaN maps), where
+    both runners should leave the picture alone (a uint8 input clipping -1 to QP 0 would not)."""
+    blind = [(clean, degraded, np.full_like(qp, np.nan)) for clean, degraded, qp in triples]
+    told = measure(blind, fp32_run, fast_run)
+    return {k: told[k] for k in ("images", "psnr_gain_fp32_db", "psnr_gain_fast_db", "psnr_delta_db",
+                                 "share_within_2_codes")}
+
+
 @run_main
 def main(argv: list[str] | None = None) -> int:
     ap = step_parser(__name__, __doc__.splitlines()[0])
@@ -103,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     fast_run = make_runner(args.fp32, args.int8, args.runtime)
     assert fast_run.precision is not fp32_run.precision, "the fast path must not be fp32"
     result = measure(pairs, fp32_run, fast_run) | {"runtime": args.runtime, "budget_plcc": args.budget}
+    if pairs and len(pairs[0]) > 2:
+        result["told_unknown"] = measure_told_unknown(pairs[::4], fp32_run, fast_run)
     result["within_budget"] = result["plcc_drop"] <= args.budget
     print(json.dumps(result, indent=2))
     if args.record is not None:
