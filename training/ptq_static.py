@@ -107,14 +107,12 @@ def main(argv: list[str] | None = None) -> int:
         except ModelError as exc:
             raise UsageError(str(exc)) from None
         pairs = codec_split(args.pairs, held_out=False, quantizer=planes == 2)
-        unknown_share = args.unknown_share if planes == 2 else 0.0
     elif args.manifest is not None:
-        unknown_share = 0.0
         train = [Path(r["path"]) for r in json.loads(args.manifest.read_text())["data"]["train"]]
         pairs = degraded_pairs(paths=train, max_side=1024)
     else:
-        unknown_share = 0.0
         pairs = degraded_pairs(images=args.images, max_side=1024)
+    unknown_share = args.unknown_share if pairs and len(pairs[0]) > 2 else 0.0  # quantizer triples only
     exclude = args.exclude if args.exclude is not None else default_exclude(args.model)
     with tempfile.TemporaryDirectory() as tmp:
         weights = export_qat(args.qat_ckpt, Path(tmp)) if args.qat_ckpt else args.model
