@@ -119,6 +119,102 @@ def test_a_two_input_model_equals_onnx_run_directly_and_tiles_exactly(h264, two_
     assert np.array_equal(np.asarray(blind.get_frame(0)[0]), np.asarray(bare.get_frame(0)[0]))
 
 
+@pytest.fixture
+def registry_with_specialist(tmp_path, two_input_onnx, monkeypatch) -> Path:
+    """A registry whose two-input model ``main`` runs ``spec264`` (other weights) on H.264 frames."""
+    import shutil
+
+    from training.checkpoint import load_onnx_weights
+    from training.onnx_export import export_onnx
+    from vsfilter.models import sha256_file
+
+    shutil.copy(two_input_onnx, tmp_path / "main.onnx")
+    other, _ = load_onnx_weights(two_input_onnx)
+    with torch.no_grad():
+        other.head[0].weight[:, 1] *= -3  # told the same plane, it does something else
+    export_onnx(other.eval(), tmp_path / "spec264.onnx")
+    rows = [{"id": name, "kind": "filter", "onnx": f"{name}.onnx", "sha256": sha256_file(tmp_path / f"{name}.onnx"),
+             "opset": 17, "license": "test", "inputs": ["luma", "quantizer"]} for name in ("main", "spec264")]
+    estimator = ROOT / "model" / "tiny" / "learned_filter_codec_v3.qp.onnx"
+    shutil.copy(estimator, tmp_path / "main.qp.onnx")
+    rows[0] |= {"specialists": {"h264": "spec264", "hevc": "spec264"},
+                "qp_estimator": {"onnx": "main.qp.onnx", "sha256": sha256_file(estimator)}}
+    (tmp_path / "registry.json").write_text(json.dumps({"schema_version": 1, "models": rows}))
+    monkeypatch.setenv("VSFILTER_MODEL_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_a_specialist_runs_where_the_stream_names_its_codec(h264, registry_with_specialist, tmp_path):
+    """H.264 frames told by the bitstream, and HEVC frames told the estimate, run the specialist's weights
+    (its ONNX run directly, tiled == untiled); frames with no QP props, or a given QP, run the model's
+    own; the identity covers both."""
+    from training.validate_model_registry import validate
+
+    clip = vsfilter.source(h264)
+    routed = vsfilter.vmaf_pre(clip, model="main", device="cpu")
+    alone = {name: vsfilter.vmaf_pre(clip, model=str(registry_with_specialist / f"{name}.onnx"), device="cpu")
+             for name in ("main", "spec264")}
+    for n in (0, 5):
+        frame = routed.get_frame(n)
+        assert frame.props["VmafPreNetwork"] == "spec264" and frame.props["VmafPreQPSource"] == "bitstream"
+        assert np.array_equal(np.asarray(frame[0]), np.asarray(alone["spec264"].get_frame(n)[0]))
+        assert not np.array_equal(np.asarray(frame[0]), np.asarray(alone["main"].get_frame(n)[0]))
+    tiled = vsfilter.vmaf_pre(clip, model="main", device="cpu", tilesize=64).get_frame(5)
+    assert np.array_equal(np.asarray(tiled[0]), np.asarray(routed.get_frame(5)[0]))
+    hevc = vsfilter.source(encode_clip(tmp_path / "hevc.mkv", "libx265", frames=4, width=160, height=96,
+                                       options={"crf": "36", "x265-params": "log-level=error"}), cache=False)
+    frame = vsfilter.vmaf_pre(hevc, model="main", device="cpu").get_frame(1)
+    assert frame.props["VmafPreQPSource"] == "estimate" and frame.props["VmafPreNetwork"] == "spec264"
+    bare = clip.std.RemoveFrameProps(["QPMean", "QPKind", "Codec"])
+    for source, options in ((bare, {}), (clip, {"quantizer": 30})):
+        frame = vsfilter.vmaf_pre(source, model="main", device="cpu", **options).get_frame(2)
+        expected = vsfilter.vmaf_pre(source, model=str(registry_with_specialist / "main.onnx"), device="cpu",
+                                     **options).get_frame(2)
+        assert frame.props["VmafPreNetwork"] == "main" and np.array_equal(np.asarray(frame[0]), np.asarray(expected[0]))
+    spec = vsfilter.resolve_model("main")
+    assert frame.props["VmafPreSha256"] == spec.identity != spec.sha256
+    assert validate(registry_with_specialist) == ([], 2)
+    # a registry that names a specialist wrongly fails when the model is loaded, in one line
+    registry = json.loads((registry_with_specialist / "registry.json").read_text())
+    for wrong, why in (({"h265": "spec264"}, "not a quantizer kind"), ({"h264": "gone"}, "not another model"),
+                       ({"h264": "main"}, "not another model")):
+        registry["models"][0]["specialists"] = wrong
+        (registry_with_specialist / "registry.json").write_text(json.dumps(registry))
+        with pytest.raises(vs.Error, match=why):
+            vsfilter.vmaf_pre(clip, model="main", device="cpu")
+    assert any("not another model" in p for p in validate(registry_with_specialist)[0])
+
+
+def test_a_network_can_train_on_the_estimate_vmaf_pre_will_feed_it(quantizer_pairs, tmp_path):
+    """``--estimated-quantizer``: pairs whose decoder exports no quantizer (x265) are told the estimator's
+    estimate of their frame, the others keep their bitstream map; misuse is one line, exit 2."""
+    from training.pair_sets import load_pairs, told_estimates
+    from vsfilter.qp_estimator import QuantizerEstimator
+
+    estimator = ROOT / "model" / "tiny" / "learned_filter_codec_v3.qp.onnx"
+    triples, labels = load_pairs(quantizer_pairs, identity=True, quantizer=True)
+    told = told_estimates(triples, labels, estimator)
+    direct = QuantizerEstimator(estimator)
+    kinds = set()
+    for (_, degraded, qp), (_, _, new), label in zip(triples, told, labels, strict=True):
+        kinds.add(label["encoder"])
+        if label["qp_source"] == "encoder":
+            want = direct(degraded, (1 << label["bits"]) - 1, {"Codec": "hevc", "CodedBitsPerPixel":
+                                                                label["bits_per_pixel"]})
+            assert want is not None and np.allclose(new, want) and new.shape == qp.shape
+        else:
+            assert np.array_equal(new, qp, equal_nan=True)
+    assert {"identity", "libx265"} <= kinds
+    for extra, why in (([], "needs --quantizer"), (["--quantizer", "--estimated-quantizer", str(tmp_path / "no.onnx")],
+                                                     "no such file")):
+        args = ["--degradation", "codec", "--pairs", str(quantizer_pairs), "--output-c3", str(tmp_path / "run"),
+                *(extra or ["--estimated-quantizer", str(estimator)])]
+        proc = subprocess.run([sys.executable, "-m", "training.train_konvid", *args], capture_output=True, text=True,
+                              cwd=ROOT, timeout=120)
+        assert proc.returncode == 2 and why in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
 def test_quantizer_options_are_checked(h264, two_input_onnx):
     clip = vsfilter.source(h264)
     with pytest.raises(vs.Error, match="two-input models"):
@@ -198,6 +294,24 @@ def test_quantizer_training_resumes_to_the_unbroken_run(quantizer_pairs, tmp_pat
     assert rows["test_v3_variant"]["qp_estimator"] == rows["test_v3"]["qp_estimator"]
     assert not (tmp_path / "models" / "test_v3_variant.qp.onnx").exists()
     assert validate(tmp_path / "models") == ([], 2)
+    # a per-codec specialist: its own row, named in the parent's (checked before anything is exported)
+    def export(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "training.export_tiny_models", "--c3-ckpt",
+                               str(tmp_path / "whole" / "last.ckpt"), "--output-dir", str(tmp_path / "models"), *extra],
+                              capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+    for bad, why in ((["--specialist-of", "test_v3:h265"], "KIND one of"), (["--specialist-of", "nope:h264"], "not a "
+                     "two-input model"), (["--model-id", "test_v3", "--specialist-of", "test_v3:h264"], "another")):
+        refused = export("--model-id", "test_v3_h264", *bad)
+        assert refused.returncode == 2 and why in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "models" / "test_v3_h264.onnx").exists()
+    specialist = export("--model-id", "test_v3_h264", "--specialist-of", "test_v3:h264")
+    assert specialist.returncode == 0, specialist.stderr
+    rows = {r["id"]: r for r in json.loads((tmp_path / "models" / "registry.json").read_text())["models"]}
+    assert rows["test_v3"]["specialists"] == {"h264": "test_v3_h264"}
+    assert validate(tmp_path / "models") == ([], 3)
+    spec = vsfilter.resolve_model("test_v3", directory=tmp_path / "models")
+    assert [(k, s.id) for k, s in spec.specialists] == [("h264", "test_v3_h264")] and spec.identity != spec.sha256
     # the static INT8 sidecar of a two-input model: calibrated on (luma, quantizer) crops, skip and tail in float
     import onnxruntime as ort
 

@@ -31,6 +31,8 @@ class DataSpec:
         quiet: no notes on stderr.
         train_crf: ``ENCODER=LOW:HIGH`` items: train on those round trips only (a quality-band specialist).
         quantizer: codec pairs as ``(clean, degraded, qp)`` triples with each frame's quantizer map.
+        estimator: with ``quantizer``: the quantizer estimator whose estimate replaces the encoder's own QP
+            of the pairs whose decoder exports none (``pair_sets.told_estimates``), as ``vmaf_pre`` tells them.
     """
 
     degradation: str = "card"
@@ -45,6 +47,7 @@ class DataSpec:
     quiet: bool = False
     train_crf: tuple[str, ...] = ()
     quantizer: bool = False
+    estimator: Path | None = None
 
 
 @dataclass
@@ -127,11 +130,17 @@ def codec_data(args: DataSpec) -> TrainingData:
     val, val_labels = load_pairs(args.pairs, packages=set(val_packages), quantizer=args.quantizer)
     if not train or not val:
         raise UsageError("the pair set splits into an empty training or validation part; check --val-packages")
+    if args.estimator is not None:
+        from .pair_sets import told_estimates
+
+        train = told_estimates(train, train_labels, args.estimator)
+        val = told_estimates(val, val_labels, args.estimator)
     record = {"pairs": str(args.pairs), "pair_set_key": listing["key"], "settings": listing["settings"],
               "val_packages": list(val_packages), "train_clips": len({lb["clip"] for lb in train_labels}),
               "val_clips": len({lb["clip"] for lb in val_labels}), "train_pairs": len(train), "val_pairs": len(val),
               "train_identity_pairs": sum(lb["encoder"] == "identity" for lb in train_labels),
               "train_sources": sorted({lb["source"] for lb in train_labels}),
               "val_sources": sorted({lb["source"] for lb in val_labels}),
-              "degradation": {"kind": "codec", "tool": "training.codec_pairs"}}
+              "degradation": {"kind": "codec", "tool": "training.codec_pairs"},
+              "quantizer_of_silent_codecs": "encoder" if args.estimator is None else f"estimate: {args.estimator}"}
     return TrainingData(train, val, record, val_labels)

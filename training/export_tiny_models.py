@@ -22,6 +22,7 @@ from pathlib import Path
 
 from vsfilter.atomic import atomic_write_bytes, atomic_write_text
 from vsfilter.models import model_dir
+from vsfilter.quantizer import KINDS
 
 from .cli import UsageError, run_main, sha256_file, step_parser
 from .onnx_export import OPSET, check_against_torch, export_onnx
@@ -96,6 +97,21 @@ def _ship_estimator(source: Path, target: Path) -> dict:
     return {"onnx": target.name, "sha256": digest}
 
 
+def _specialist_target(text: str | None, out_dir: Path) -> tuple[str, str] | None:
+    """(parent id, quantizer kind) of ``--specialist-of MODEL:KIND``, checked against the registry, or None."""
+    if text is None:
+        return None
+    model, _, kind = text.partition(":")
+    if kind not in KINDS:
+        raise UsageError(f"--specialist-of {text}: give MODEL:KIND with KIND one of {', '.join(KINDS)}")
+    registry = out_dir / "registry.json"
+    rows = json.loads(registry.read_text())["models"] if registry.is_file() else []
+    row = next((m for m in rows if m["id"] == model), None)
+    if row is None or row.get("inputs") != ["luma", "quantizer"]:
+        raise UsageError(f"--specialist-of {text}: {model!r} is not a two-input model of {registry}; export it first")
+    return model, kind
+
+
 def _default_notes(training: dict | None, model_id: str) -> str:
     if training is None:
         return "exported without a training manifest"
@@ -147,12 +163,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--notes", help="the registry row's notes (default: what the model was trained on)")
     ap.add_argument("--qp-estimator", type=Path,
                     help="a quantizer-conditioned model's estimator .onnx (training.train_qp_estimator)")
+    ap.add_argument("--specialist-of", metavar="MODEL:KIND",
+                    help="register the export as MODEL's network for frames whose quantizer is read from, or "
+                         f"estimated for, a KIND stream ({', '.join(KINDS)}), e.g. learned_filter_codec_v3:h264")
     args = ap.parse_args(argv)
     if args.c2_ckpt is not None:
         raise UsageError("C2 (the NR quality metric) is not part of this package; export the filter with --c3-ckpt")
     out_dir = args.output_dir or model_dir()
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--output-dir {out_dir} is a file; give a folder")
+    parent = _specialist_target(args.specialist_of, out_dir)
 
     from .checkpoint import load_model
     from .model import count_params
@@ -165,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     model_id = args.model_id or state.get("model_id") or "learned_filter_v1"
     if not re.fullmatch(r"[a-z0-9_]+", model_id):
         raise UsageError(f"--model-id {model_id!r}: use lower-case letters, digits and _")
+    if parent is not None and (planes != 2 or parent[0] == model_id):
+        raise UsageError(f"--specialist-of {args.specialist_of}: a specialist is another two-input network "
+                         f"(this checkpoint takes {planes} plane(s) and would be {model_id!r})")
     onnx_path = out_dir / f"{model_id}.onnx"
     sidecar_path = out_dir / f"{model_id}.json"
     if onnx_path.exists() and not args.force:
@@ -196,6 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_text(sidecar_path, json.dumps(sidecar, indent=2) + "\n")
     update_registry(out_dir, row, drop=("int8_onnx", "int8_sha256", "quant_mode", "quant_accuracy_budget_plcc",
                                         "qp_estimator"))
+    if parent is not None:
+        registry = json.loads((out_dir / "registry.json").read_text())
+        row = next(m for m in registry["models"] if m["id"] == parent[0])
+        update_registry(out_dir, {"id": parent[0], "specialists": row.get("specialists", {}) | {parent[1]: model_id}})
+        print(f"{parent[0]} runs {model_id} on the frames of {parent[1]} streams whose quantizer is read or estimated")
     print(f"exported {onnx_path} ({count_params(model)} params, max |ORT - torch| = {max_err:.1e})")
     return 0
 

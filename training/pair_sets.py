@@ -60,3 +60,32 @@ def load_pairs(directory: Path, packages: set[str] | None = None, exclude: set[s
                            "qp_source": enc.get("qp_source", "none"),
                            "bits_per_pixel": row.get("bits_per_pixel")})
     return pairs, labels
+
+
+def told_estimates(pairs: list, labels: list[dict], estimator: Path) -> list:
+    """Quantizer triples as ``vmaf_pre`` tells them: a pair whose decoder exports no quantizer (label
+    ``qp_source`` ``encoder``: HEVC, AV1, whose maps hold the encoder's own QP) gets the estimator's
+    estimate of its frame (``vsfilter.qp_estimator``, from its coded rate, codec and luma), NaN
+    (unknown) where it gives none; the others are kept. A network trained on these learns how far to
+    trust the estimate, codec by codec.
+
+    Args:
+        pairs: ``(clean, degraded, qp)`` triples of :func:`load_pairs` (``quantizer=True``).
+        labels: their labels (``encoder``, ``bits``, ``qp_source``, ``bits_per_pixel``).
+        estimator: the estimator's ONNX file (a registry row's ``qp_estimator``).
+    """
+    from vsfilter.qp_estimator import PROP_CODEC, PROP_RATE, QuantizerEstimator
+
+    from .encoding import QP_KINDS
+
+    estimate = QuantizerEstimator(estimator)
+    out = []
+    for (clean, degraded, qp), label in zip(pairs, labels, strict=True):
+        if label["qp_source"] == "encoder":
+            props = {PROP_CODEC: QP_KINDS.get(label["encoder"], ""), PROP_RATE: label.get("bits_per_pixel")}
+            if props[PROP_RATE] is None:
+                props.pop(PROP_RATE)
+            told = estimate(degraded, (1 << label["bits"]) - 1, props)
+            qp = np.full(qp.shape, np.nan if told is None else told, np.float32)
+        out.append((clean, degraded, qp))
+    return out

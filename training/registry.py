@@ -8,6 +8,7 @@ from pathlib import Path
 import onnx
 
 from vsfilter.atomic import atomic_write_text
+from vsfilter.quantizer import KINDS
 
 __all__ = ["OP_ALLOWLIST", "QUANT_OPS", "REGISTRY_SCHEMA", "graph_ops", "graph_opset", "update_registry"]
 
@@ -52,6 +53,11 @@ REGISTRY_SCHEMA = {
                         "additionalProperties": False,
                         "properties": {"onnx": {"type": "string", "pattern": r"^[^/\\]+\.onnx$"}, "sha256": _SHA,
                                        "notes": {"type": "string"}},
+                    },
+                    "specialists": {  # a two-input model's per-codec networks: quantizer kind -> registry id
+                        "type": "object",
+                        "propertyNames": {"enum": list(KINDS)},
+                        "additionalProperties": {"type": "string", "pattern": "^[a-z0-9_]+$"},
                     },
                     "gate": {  # vsfilter.gate.Gate.to_record(): the per-frame gate of a gated model
                         "type": "object",

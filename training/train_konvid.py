@@ -66,6 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "quantizer map (learned_filter_codec_v3); --init of a one-input model is widened")
     ap.add_argument("--unknown-share", type=float, default=UNKNOWN_SHARE, metavar="FRACTION",
                     help="with --quantizer: crops whose quantizer plane is 'unknown' (blind-safe training)")
+    ap.add_argument("--estimated-quantizer", dest="estimator", type=Path, metavar="ESTIMATOR.onnx",
+                    help="with --quantizer: pairs whose decoder exports no quantizer (HEVC, AV1) are told this "
+                         "estimator's estimate, as vmaf_pre tells them, instead of the encoder's QP")
     ap.add_argument("--videos", type=Path, help="folder of videos: the middle frame of each is a sample")
     ap.add_argument("--images", type=Path, help="folder of images")
     ap.add_argument("--konvid-dir", type=Path, default=Path("data/konvid_1k"),
@@ -147,6 +150,10 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.quantizer and args.degradation != "codec":
         raise UsageError("--quantizer needs codec pairs (--degradation codec): only they record the quantizer")
     check_fraction(args.unknown_share, "--unknown-share")
+    if args.estimator is not None and (not args.quantizer or not args.estimator.is_file()):
+        raise UsageError(f"--estimated-quantizer {args.estimator}: " + (
+            "needs --quantizer (a two-input network)" if not args.quantizer else
+            "no such file; give a quantizer estimator .onnx (model/tiny/learned_filter_codec_v3.qp.onnx)"))
     if args.stop_after is not None and args.stop_after < 0:
         raise UsageError("--stop-after must be >= 0 seconds")
     if args.time_budget is not None and args.time_budget <= 0:
@@ -267,7 +274,7 @@ def _setup_device(args: argparse.Namespace):
 def _data_spec(args: argparse.Namespace) -> DataSpec:
     return DataSpec(args.degradation, args.images, args.videos, args.konvid_dir, args.pairs, args.crop,
                     args.val_packages, args.val_fraction, args.seed, args.quiet, tuple(args.train_crf),
-                    quantizer=args.quantizer)
+                    quantizer=args.quantizer, estimator=args.estimator)
 
 
 class _Run:

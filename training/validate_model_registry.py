@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vsfilter.models import model_dir
+from vsfilter.errors import ModelError
+from vsfilter.models import model_dir, resolve_model
 
 from .cli import UsageError, run_main, sha256_file, step_parser
 from .registry import OP_ALLOWLIST, QUANT_OPS, REGISTRY_SCHEMA, graph_ops, graph_opset
@@ -113,6 +114,11 @@ def validate(directory: Path) -> tuple[list[str], int]:
                                              entry["qp_estimator"]["sha256"])
         if "sidecar" in entry:
             problems += check_sidecar(label, directory / entry["sidecar"], entry)
+        if "specialists" in entry:  # the rules vmaf_pre applies when it loads the model
+            try:
+                resolve_model(label, directory=directory)
+            except ModelError as exc:
+                problems.append(f"{label}: {exc}")
     return problems, len(registry["models"])
 
 

@@ -32,6 +32,8 @@ PROP_GATE = "VmafPreGate"
 #: and where that came from (``vsfilter.quantizer.QP_SOURCES``: bitstream, estimate, given, unknown).
 PROP_QP = "VmafPreQP"
 PROP_QP_SOURCE = "VmafPreQPSource"
+#: On the frames of a model with per-codec specialists: the registry id of the network that ran.
+PROP_NETWORK = "VmafPreNetwork"
 
 #: On CPU backends, planes larger than this are tiled by default. The model keeps ~16 float32
 #: channels of a few live tensors per pixel (~250 B/px measured: 3840x2160 untiled peaked at 2.3-2.9 GB
@@ -74,7 +76,10 @@ def vmaf_pre(
     frame's QP (``vsfilter.qp_estimator``: HEVC, AV1, raw video, clips of other source filters), else
     the model's "unknown" value; chroma planes get the luma's plane subsampled. Its frames get
     ``VmafPreQP`` (the mean H.264-equivalent QP fed, -1 unknown) and ``VmafPreQPSource``
-    (``bitstream``, ``estimate``, ``given`` or ``unknown``).
+    (``bitstream``, ``estimate``, ``given`` or ``unknown``). A model with per-codec specialists
+    (``ModelSpec.specialists``) runs a specialist's weights on the frames whose plane was read from, or
+    estimated for, a stream of that codec, and its own on every other frame (a QP given, "unknown");
+    ``VmafPreNetwork`` names the network that ran.
 
     Args:
         clip: GRAY or YUV clip, 8-16 bit integer or 16/32 bit float, constant format and size.
@@ -117,6 +122,9 @@ def vmaf_pre(
         tiles = _tiling(tilesize, overlap, plan, clip)
         runner = plan.create_runner()
         _check_output_shape(plan.spec, runner)
+        specialist_runners = plan.create_specialist_runners()
+        for kind, other in plan.specialists:
+            _check_output_shape(other.spec, specialist_runners[kind])
         if quantizer is not None and plan.spec.planes < 2:
             raise OptionError(f"quantizer= is for two-input models (luma and quantizer plane); {plan.spec.id} "
                               "takes the luma only: leave quantizer unset")
@@ -137,6 +145,7 @@ def vmaf_pre(
     gate = plan.spec.gate
     two_planes = plan.spec.planes == 2
     bits = fmt.bits_per_sample
+    networks = {kind: other.spec.id for kind, other in plan.specialists}
 
     def filter_frame(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
         out = f.copy()
@@ -147,13 +156,17 @@ def vmaf_pre(
                 run, probability = gate.selects(np.asarray(f[0]), peak or 1.0)
                 extra = {PROP_APPLIED: int(run), PROP_GATE: probability}
             qplane = None
+            network = runner
             if two_planes:
                 told = _frame_quantizer(f, bits, peak, quantizer, estimator)
                 qplane = told.plane
                 extra |= {PROP_QP: -1.0 if told.qp is None else told.qp, PROP_QP_SOURCE: told.source}
+                if networks:  # a specialist runs where the stream of its codec told (or let us estimate) the QP
+                    network = specialist_runners.get(told.kind or "", runner)
+                    extra[PROP_NETWORK] = networks.get(told.kind or "", plan.spec.id)
             for p in planes if run else ():
                 side = None if qplane is None else _subsampled(qplane, np.asarray(f[p]).shape)
-                np.copyto(np.asarray(out[p]), _run_plane(runner, np.asarray(f[p]), peak, tiles, tile_batch, side))
+                np.copyto(np.asarray(out[p]), _run_plane(network, np.asarray(f[p]), peak, tiles, tile_batch, side))
         except Exception as exc:  # runtime failures become a frame error naming the frame
             raise vs_error("vmaf_pre", FrameError(f"frame {n}: {type(exc).__name__}: {exc}")) from None
         out.props.update(props | extra)

@@ -19,6 +19,7 @@ import onnx
 
 from .errors import ModelError
 from .gate import Gate
+from .quantizer import KINDS
 
 __all__ = [
     "ModelError",
@@ -60,6 +61,11 @@ class ModelSpec:
         qp_estimator: a two-input registry model's quantizer estimator (``vsfilter.qp_estimator``): the
             ONNX file its plane is estimated with where the frames carry no QP props; None without one.
         qp_estimator_sha256: hex digest of ``qp_estimator`` (hashed once, when the spec is resolved).
+        specialists: a two-input registry model's per-codec networks, ``(quantizer kind, spec)`` pairs (a
+            registry row's ``specialists``: ``{"h264": "<registry id>"}``): a frame whose quantizer plane
+            was read from, or estimated for, a stream of that codec (``vsfilter.quantizer.KINDS``) runs the
+            specialist's weights, every other frame this model's. Their receptive radius is at most this
+            model's, so its tiling holds for them.
     """
 
     id: str
@@ -77,17 +83,19 @@ class ModelSpec:
     planes: int = 1
     qp_estimator: Path | None = None
     qp_estimator_sha256: str | None = None
+    specialists: tuple[tuple[str, ModelSpec], ...] = ()
 
     @property
     def identity(self) -> str:
         """What names this model's behaviour: the ONNX file's sha256, combined with the gate's weights
-        for a gated model (a refitted gate is another model) and with its quantizer estimator's file
-        (another estimate is another model)."""
+        for a gated model (a refitted gate is another model), with its quantizer estimator's file
+        (another estimate is another model) and with its specialists' identities."""
         parts = [self.sha256]
         if self.gate is not None:
             parts.append(json.dumps(self.gate.to_record(), sort_keys=True))
         if self.qp_estimator is not None:
             parts.append(f"qp_estimator:{self.qp_estimator_sha256}")
+        parts += [f"specialist:{kind}:{spec.identity}" for kind, spec in self.specialists]
         return self.sha256 if len(parts) == 1 else hashlib.sha256(":".join(parts).encode()).hexdigest()
 
 
@@ -173,22 +181,25 @@ def receptive_radius(graph: onnx.GraphProto) -> tuple[int, str | None]:
     return max(outputs, default=0), nonlocal_op
 
 
-def resolve_model(model: str | os.PathLike, *, verify: bool = True) -> ModelSpec:
+def resolve_model(model: str | os.PathLike, *, verify: bool = True, directory: Path | None = None) -> ModelSpec:
     """Turn a registry id or an ``.onnx`` path into a verified :class:`ModelSpec`.
 
     Args:
         model: a registry id (``"learned_filter_v1"``) or a path to an ``.onnx`` file.
         verify: check a registry model's sha256 (and its INT8 sidecar's, when present).
+        directory: the registry folder (default: :func:`model_dir`).
 
     Raises:
         ModelError: unknown id, missing file, sha256 mismatch, or a graph that is not
             ``[N,1,H,W] -> [N,1,H,W]``.
     """
     text = os.fspath(model)
-    registry = load_registry()
+    folder = directory or model_dir()
+    registry = load_registry(directory)
     entries = {m["id"]: m for m in registry.get("models", [])}
     if text in entries:
-        return _spec_from_registry(entries[text], model_dir(), verify)
+        spec = _spec_from_registry(entries[text], folder, verify)
+        return dataclasses.replace(spec, specialists=_specialists(entries[text], spec, entries, folder, verify))
     path = Path(text)
     if path.is_dir():
         raise ModelError(f"model {text!r} is a folder; pass an .onnx file or a registry id")
@@ -228,6 +239,27 @@ def _spec_from_registry(entry: dict, directory: Path, verify: bool) -> ModelSpec
                          "fix the registry")
     return dataclasses.replace(spec, int8_error=int8_error, gate=gate, qp_estimator=estimator,
                                qp_estimator_sha256=estimator_sha)
+
+
+def _specialists(entry: dict, spec: ModelSpec, entries: dict[str, dict], directory: Path,
+                 verify: bool) -> tuple[tuple[str, ModelSpec], ...]:
+    """The verified specialists of a registry row (``{"h264": "<registry id>"}``), as ``(kind, spec)`` pairs."""
+    found = []
+    for kind, target in sorted((entry.get("specialists") or {}).items()):
+        where = f"registry model {entry['id']!r}: its {kind} specialist {target!r}"
+        if kind not in KINDS:
+            raise ModelError(f"registry model {entry['id']!r}: specialist key {kind!r} is not a quantizer kind "
+                             f"({', '.join(KINDS)}); fix the registry")
+        if target not in entries or target == entry["id"]:
+            raise ModelError(f"{where} is not another model of the registry; fix the registry")
+        other = _spec_from_registry(entries[target], directory, verify)
+        if spec.planes != 2 or other.planes != 2:
+            raise ModelError(f"{where}: specialists are for two-input models (luma and quantizer); fix the registry")
+        if other.receptive_radius > spec.receptive_radius or (other.nonlocal_op and not spec.nonlocal_op):
+            raise ModelError(f"{where} sees more context than the model ({other.receptive_radius} px against "
+                             f"{spec.receptive_radius}); its tiles would differ: fix the registry")
+        found.append((kind, other))
+    return tuple(found)
 
 
 def _estimator_file(entry: dict, directory: Path, verify: bool) -> tuple[Path | None, str | None]:

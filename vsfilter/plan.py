@@ -26,11 +26,14 @@ class FilterPlan:
         spec: the verified model.
         backend: the backend dataclass (``ORT_CPU(...)``, ``TORCH_CUDA(...)``, ...).
         precision: the resolved precision (never ``auto``).
+        specialists: the plans of the model's per-codec specialists (``ModelSpec.specialists``), as
+            ``(quantizer kind, plan)`` pairs on the same backend and precision.
     """
 
     spec: ModelSpec
     backend: Backend
     precision: Precision
+    specialists: tuple[tuple[str, FilterPlan], ...] = ()
 
     def describe(self) -> dict[str, str]:
         """``{"id", "sha256", "backend", "precision"}``: the frame props and compare's ``model`` block
@@ -41,6 +44,10 @@ class FilterPlan:
     def create_runner(self) -> Runner:
         """Build the runner (sessions, compiled models, CUDA streams)."""
         return self.backend.create(self.spec, self.precision)
+
+    def create_specialist_runners(self) -> dict[str, Runner]:
+        """Build a runner for each specialist: quantizer kind -> runner (empty for most models)."""
+        return {kind: plan.create_runner() for kind, plan in self.specialists}
 
 
 def plan_filter(model: str | os.PathLike | ModelSpec = "learned_filter_v1", *, device: str = "auto",
@@ -75,4 +82,7 @@ def plan_filter(model: str | os.PathLike | ModelSpec = "learned_filter_v1", *, d
     why = backend.available()
     if why:
         raise BackendError(why)
-    return FilterPlan(spec, backend, resolve_precision(backend, spec, prec))
+    resolved = resolve_precision(backend, spec, prec)
+    specialists = tuple((kind, FilterPlan(other, backend, resolve_precision(backend, other, resolved)))
+                        for kind, other in spec.specialists)
+    return FilterPlan(spec, backend, resolved, specialists)

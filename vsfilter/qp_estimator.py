@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
-from .quantizer import PLANE_SCALE, prop_text
+from .quantizer import PLANE_SCALE, PROP_CODEC, prop_text
 
 __all__ = ["QuantizerEstimator", "ESTIMATE_GRID", "RATE_WINDOW", "coded_bits_per_pixel", "PROP_RATE",
            "PROP_CODEC", "CODECS_KEY", "rate_row", "load_estimator"]
@@ -28,9 +28,9 @@ __all__ = ["QuantizerEstimator", "ESTIMATE_GRID", "RATE_WINDOW", "coded_bits_per
 ESTIMATE_GRID = 16
 #: Frames on each side whose coded sizes make a frame's rate (``coded_bits_per_pixel``).
 RATE_WINDOW = 12
-#: The frame props :func:`vsfilter.source` sets: the coded rate around the frame (``coded_bits_per_pixel``
-#: of its packet index) and the stream's codec (FFmpeg's canonical name: ``hevc``, ``av1``, ...).
-PROP_RATE, PROP_CODEC = "CodedBitsPerPixel", "Codec"
+#: The frame prop :func:`vsfilter.source` sets with the coded rate around the frame (``coded_bits_per_pixel``
+#: of its packet index); the stream's codec is ``vsfilter.quantizer.PROP_CODEC``.
+PROP_RATE = "CodedBitsPerPixel"
 #: The estimator ONNX's metadata key listing the codecs of its one-hot codec input, comma-separated.
 CODECS_KEY = "vsfilter.codecs"
 #: The largest QP an estimate may say (H.264's 51 plus the override's headroom).

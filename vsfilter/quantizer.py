@@ -27,7 +27,7 @@ import numpy as np
 
 __all__ = ["KINDS", "PLANE_SCALE", "UNKNOWN", "qp_equivalent", "plane_value", "VP9_AC_QLOOKUP", "block_plane",
            "side_data_props", "frame_plane", "QuantizerPlane", "QP_SOURCES", "equivalent_map", "PROP_MEAN",
-           "PROP_KIND", "PROP_BLOCK", "PROP_MAP", "PROP_MAP_WIDTH", "prop_text"]
+           "PROP_KIND", "PROP_BLOCK", "PROP_MAP", "PROP_MAP_WIDTH", "PROP_CODEC", "prop_text", "codec_kind"]
 
 #: The quantizer kinds a QP is reported in (the ``QPKind`` frame prop of :func:`vsfilter.source`).
 KINDS = ("h264", "hevc", "vp9", "av1", "mpeg2")
@@ -94,6 +94,11 @@ def block_plane(qp_blocks: np.ndarray, height: int, width: int, block: int = 16)
 #: integer-array prop of a 1080p frame's 8,160 blocks costs VapourSynth 4 ms to set) and its width in
 #: blocks.
 PROP_MEAN, PROP_KIND, PROP_BLOCK, PROP_MAP, PROP_MAP_WIDTH = "QPMean", "QPKind", "QPBlockSize", "QPMap", "QPMapWidth"
+#: The stream's codec, FFmpeg's canonical name (``h264``, ``hevc``, ``av1``, ...): a prop of every frame
+#: :func:`vsfilter.source` decodes.
+PROP_CODEC = "Codec"
+#: FFmpeg codec names whose quantizer kind has another name.
+_CODEC_KINDS = {"mpeg2video": "mpeg2"}
 #: FFmpeg's ``AVVideoEncParamsType`` -> our kind.
 _SIDE_DATA_KINDS = {0: "vp9", 1: "h264", 2: "mpeg2"}
 
@@ -128,6 +133,17 @@ def prop_text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+def codec_kind(props) -> str | None:
+    """The quantizer kind (:data:`KINDS`) of the stream a frame came from: its ``QPKind`` prop, else its
+    ``Codec`` prop where that names a kind; None for frames that say neither (raw video, other source
+    filters, codecs this scale does not know)."""
+    if PROP_KIND in props:
+        return prop_text(props[PROP_KIND])
+    codec = prop_text(props.get(PROP_CODEC, ""))
+    codec = _CODEC_KINDS.get(codec, codec)
+    return codec if codec in KINDS else None
+
+
 #: Where a two-input model's quantizer plane came from (the ``VmafPreQPSource`` prop of ``vmaf_pre``).
 QP_SOURCES = ("bitstream", "estimate", "given", "unknown")
 
@@ -140,11 +156,15 @@ class QuantizerPlane:
         plane: float32 ``height`` x ``width``: ``qp / 51`` per pixel, :data:`UNKNOWN` where not known.
         qp: the frame's mean H.264-equivalent QP, or None when unknown.
         source: one of :data:`QP_SOURCES`.
+        kind: the codec of the stream the plane was read from (``bitstream``) or estimated for
+            (``estimate``), one of :data:`KINDS` (:func:`codec_kind`), else None: what picks a model's
+            per-codec specialist (``ModelSpec.specialists``).
     """
 
     plane: np.ndarray
     qp: float | None
     source: str
+    kind: str | None = None
 
 
 def frame_plane(props, width: int, height: int, bits: int, override: float | str | None = None,
@@ -171,11 +191,14 @@ def frame_plane(props, width: int, height: int, bits: int, override: float | str
     found = None if override == "estimate" else equivalent_map(props, bits)
     if found is None:
         qp = estimate() if estimate is not None else None
-        return constant(qp, "estimate") if qp is not None else constant(None, "unknown")
+        if qp is None:
+            return constant(None, "unknown")
+        return QuantizerPlane(constant(qp, "estimate").plane, qp, "estimate", codec_kind(props))
     qmap, block = found
+    kind = codec_kind(props)
     if not block:
-        return constant(float(qmap[0, 0]), "bitstream")
-    return QuantizerPlane(block_plane(qmap, height, width, block), float(qmap.mean()), "bitstream")
+        return QuantizerPlane(constant(float(qmap[0, 0]), "bitstream").plane, float(qmap[0, 0]), "bitstream", kind)
+    return QuantizerPlane(block_plane(qmap, height, width, block), float(qmap.mean()), "bitstream", kind)
 
 
 def equivalent_map(props, bits: int) -> tuple[np.ndarray, int] | None:

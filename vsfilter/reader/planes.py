@@ -9,8 +9,8 @@ import av
 import numpy as np
 from av.sidedata.sidedata import Type
 
-from ..qp_estimator import PROP_CODEC, PROP_RATE
-from ..quantizer import side_data_props
+from ..qp_estimator import PROP_RATE
+from ..quantizer import PROP_CODEC, side_data_props
 
 if TYPE_CHECKING:
     from .decoding import StreamInfo
