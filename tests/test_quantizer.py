@@ -173,6 +173,11 @@ def test_a_specialist_runs_where_the_stream_names_its_codec(h264, registry_with_
         assert frame.props["VmafPreNetwork"] == "main" and np.array_equal(np.asarray(frame[0]), np.asarray(expected[0]))
     spec = vsfilter.resolve_model("main")
     assert frame.props["VmafPreSha256"] == spec.identity != spec.sha256
+    from vsfilter.compare import compare
+
+    report = compare(h264, h264, model="main", device="cpu", cambi=False, find_offset=0)
+    assert any("its h264 network spec264 runs" in note for note in report.notes), report.notes
+    assert report.model["sha256"] == spec.identity
     assert validate(registry_with_specialist) == ([], 2)
     # a registry that names a specialist wrongly fails when the model is loaded, in one line
     registry = json.loads((registry_with_specialist / "registry.json").read_text())

@@ -309,7 +309,8 @@ def _filter(ref, dist, plan: FilterPlan, options: CompareOptions, scaled: bool, 
 
 def _note_quantizer(dist: vs.VideoNode, plan: FilterPlan, notes: list[str], warnings: list[str]) -> None:
     """Say what a quantizer-conditioned model is told on the first frame: the bitstream's QP, an estimate,
-    or nothing (then it leaves the picture alone, by design: a warning, since no gain is to be expected)."""
+    or nothing (then it leaves the picture alone, by design: a warning, since no gain is to be expected),
+    and which of its per-codec networks runs."""
     try:
         told = quantizer_told(dist, plan.spec)
     except vs.Error as exc:
@@ -317,12 +318,14 @@ def _note_quantizer(dist: vs.VideoNode, plan: FilterPlan, notes: list[str], warn
     if told is None:
         return
     name = plan.spec.id
+    specialist = dict((kind, spec.id) for kind, spec in plan.spec.specialists).get(told.kind or "")
+    runs = f"; its {told.kind} network {specialist} runs" if specialist else ""
     if told.source == "bitstream":
         notes.append(f"{name} is told the quantizer by the bitstream (QP props): H.264-equivalent QP "
-                     f"{told.qp:.1f} on the first frame")
+                     f"{told.qp:.1f} on the first frame{runs}")
     elif told.source == "estimate":
         notes.append(f"{name} is told a learned estimate of the quantizer (the stream carries none): "
-                     f"H.264-equivalent QP {told.qp:.1f} on the first frame")
+                     f"H.264-equivalent QP {told.qp:.1f} on the first frame{runs}")
     else:
         estimator = plan.spec.qp_estimator
         known = load_estimator(estimator, plan.spec.qp_estimator_sha256).codecs if estimator is not None else ()
