@@ -217,10 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         row["qp_estimator"] = _ship_estimator(args.qp_estimator, out_dir / f"{model_id}.qp.onnx")
         sidecar["qp_estimator"] = row["qp_estimator"] | {"source": str(args.qp_estimator)}
     atomic_write_text(sidecar_path, json.dumps(sidecar, indent=2) + "\n")
-    update_registry(out_dir, row, drop=("int8_onnx", "int8_sha256", "quant_mode", "quant_accuracy_budget_plcc",
-                                        "qp_estimator"))
+    registry = update_registry(out_dir, row, drop=("int8_onnx", "int8_sha256", "quant_mode",
+                                                   "quant_accuracy_budget_plcc", "qp_estimator"))
     if parent is not None:
-        registry = json.loads((out_dir / "registry.json").read_text())
         row = next(m for m in registry["models"] if m["id"] == parent[0])
         update_registry(out_dir, {"id": parent[0], "specialists": row.get("specialists", {}) | {parent[1]: model_id}})
         print(f"{parent[0]} runs {model_id} on the frames of {parent[1]} streams whose quantizer is read or estimated")

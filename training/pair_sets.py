@@ -83,8 +83,6 @@ def told_estimates(pairs: list, labels: list[dict], estimator: Path) -> list:
     for (clean, degraded, qp), label in zip(pairs, labels, strict=True):
         if label["qp_source"] == "encoder":
             props = {PROP_CODEC: QP_KINDS.get(label["encoder"], ""), PROP_RATE: label.get("bits_per_pixel")}
-            if props[PROP_RATE] is None:
-                props.pop(PROP_RATE)
             told = estimate(degraded, (1 << label["bits"]) - 1, props)
             qp = np.full(qp.shape, np.nan if told is None else told, np.float32)
         out.append((clean, degraded, qp))

@@ -125,6 +125,8 @@ def vmaf_pre(
         specialist_runners = plan.create_specialist_runners()
         for kind, other in plan.specialists:
             _check_output_shape(other.spec, specialist_runners[kind])
+        # quantizer kind -> (the network's id, its runner): where a frame's plane says a kind listed here
+        networks = {kind: (other.spec.id, specialist_runners[kind]) for kind, other in plan.specialists}
         if quantizer is not None and plan.spec.planes < 2:
             raise OptionError(f"quantizer= is for two-input models (luma and quantizer plane); {plan.spec.id} "
                               "takes the luma only: leave quantizer unset")
@@ -145,7 +147,6 @@ def vmaf_pre(
     gate = plan.spec.gate
     two_planes = plan.spec.planes == 2
     bits = fmt.bits_per_sample
-    networks = {kind: other.spec.id for kind, other in plan.specialists}
 
     def filter_frame(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
         out = f.copy()
@@ -162,8 +163,7 @@ def vmaf_pre(
                 qplane = told.plane
                 extra |= {PROP_QP: -1.0 if told.qp is None else told.qp, PROP_QP_SOURCE: told.source}
                 if networks:  # a specialist runs where the stream of its codec told (or let us estimate) the QP
-                    network = specialist_runners.get(told.kind or "", runner)
-                    extra[PROP_NETWORK] = networks.get(told.kind or "", plan.spec.id)
+                    extra[PROP_NETWORK], network = networks.get(told.kind or "", (plan.spec.id, runner))
             for p in planes if run else ():
                 side = None if qplane is None else _subsampled(qplane, np.asarray(f[p]).shape)
                 np.copyto(np.asarray(out[p]), _run_plane(network, np.asarray(f[p]), peak, tiles, tile_batch, side))

@@ -181,8 +181,8 @@ def frame_plane(props, width: int, height: int, bits: int, override: float | str
         estimate: the frame's estimated H.264-equivalent QP (a model's quantizer estimator), called only
             when needed; None (or an estimate of None): :data:`UNKNOWN` where the props say nothing.
     """
-    def constant(qp: float | None, source: str) -> QuantizerPlane:
-        return QuantizerPlane(np.full((height, width), plane_value(qp), np.float32), qp, source)
+    def constant(qp: float | None, source: str, kind: str | None = None) -> QuantizerPlane:
+        return QuantizerPlane(np.full((height, width), plane_value(qp), np.float32), qp, source, kind)
 
     if override == "unknown":
         return constant(None, "unknown")
@@ -191,14 +191,11 @@ def frame_plane(props, width: int, height: int, bits: int, override: float | str
     found = None if override == "estimate" else equivalent_map(props, bits)
     if found is None:
         qp = estimate() if estimate is not None else None
-        if qp is None:
-            return constant(None, "unknown")
-        return QuantizerPlane(constant(qp, "estimate").plane, qp, "estimate", codec_kind(props))
+        return constant(qp, "estimate", codec_kind(props)) if qp is not None else constant(None, "unknown")
     qmap, block = found
-    kind = codec_kind(props)
     if not block:
-        return QuantizerPlane(constant(float(qmap[0, 0]), "bitstream").plane, float(qmap[0, 0]), "bitstream", kind)
-    return QuantizerPlane(block_plane(qmap, height, width, block), float(qmap.mean()), "bitstream", kind)
+        return constant(float(qmap[0, 0]), "bitstream", codec_kind(props))
+    return QuantizerPlane(block_plane(qmap, height, width, block), float(qmap.mean()), "bitstream", codec_kind(props))
 
 
 def equivalent_map(props, bits: int) -> tuple[np.ndarray, int] | None:
