@@ -148,12 +148,13 @@ def report(model: str, table: dict) -> dict:
 
 def filter_told_nothing(plan, runner, plane: np.ndarray) -> np.ndarray:
     """An 8-bit plane through a model's runner as vmaf_pre runs it; a quantizer-conditioned model gets the
-    plane "unknown"."""
-    from vsfilter.filter import _run_plane
+    plane "unknown", a temporal one the plane as its own neighbours (a still)."""
+    from vsfilter.filter import _run_plane, _side_planes
     from vsfilter.quantizer import UNKNOWN
 
-    qplane = None if plan.spec.planes == 1 else np.full(plane.shape, UNKNOWN, np.float32)
-    return _run_plane(runner, plane, 255, None, 1, qplane)
+    qplanes = [np.full(plane.shape, UNKNOWN, np.float32)] * (plan.spec.planes // 2)
+    side = _side_planes(plane, [plane] * max(len(qplanes) - 1, 0), qplanes, 255)
+    return _run_plane(runner, plane, 255, None, 1, side)
 
 
 def noise_probe(models: list[str]) -> dict:

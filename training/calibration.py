@@ -83,16 +83,18 @@ def crops(pairs, size: int, count: int, seed: int = 0, unknown_share: float = 0.
     return out
 
 
-def codec_split(directory: Path, held_out: bool, quantizer: bool = False) -> list:
+def codec_split(directory: Path, held_out: bool, planes: int = 1) -> list:
     """(clean, decoded) frames of a codec pair set: its held-out packages (the default validation
-    packages of ``train_konvid``) or the others (for calibration); with ``quantizer``, (clean, decoded,
-    quantizer map) triples."""
+    packages of ``train_konvid``) or the others (for calibration); for a model of ``planes`` input planes
+    (``vsfilter.models.INPUT_LAYOUTS``), each frame with what it feeds: its quantizer map, a temporal
+    model's neighbours and theirs."""
     from .corpus import DEFAULT_VAL_PACKAGES
     from .pair_sets import load_pairs
 
     val = set(DEFAULT_VAL_PACKAGES)
-    pairs, _ = (load_pairs(directory, packages=val, quantizer=quantizer) if held_out
-                else load_pairs(directory, exclude=val, quantizer=quantizer))
+    feeds = {"quantizer": planes >= 2, "neighbours": planes > 2}
+    pairs, _ = (load_pairs(directory, packages=val, **feeds) if held_out
+                else load_pairs(directory, exclude=val, **feeds))
     if not pairs:
         raise UsageError(f"{directory} has no {'held-out' if held_out else 'training'} pairs")
     return pairs

@@ -167,6 +167,8 @@ def make_clip(spec: ClipSpec, cfg: dict) -> dict:
     clean, info = _source_clip(spec, cfg, rng)
     bits = 10 if clean.dtype == np.uint16 else 8
     encodes, degraded, qps, rows = [], [], [], []
+    beside: list[np.ndarray] = []  # with cfg["neighbours"]: each kept frame's previous and next decoded frame
+    beside_qps: list[np.ndarray] = []
     keep_sets = []
     for _ in range(cfg["encodes_per_clip"]):
         encode = _draw_encode(rng, cfg, bits)
@@ -178,15 +180,28 @@ def make_clip(spec: ClipSpec, cfg: dict) -> dict:
         for f in keep:
             degraded.append(trip.frames[f])
             qps.append(trip.qp[f])
+            if cfg.get("neighbours"):
+                around = neighbour_frames(int(f), cfg["frames"])
+                beside.append(trip.frames[list(around)])
+                beside_qps.append(trip.qp[list(around)])
             rows.append({"encode": len(encodes) - 1, "frame": int(f)}
                         | ({} if np.isnan(rate[f]) else {"bits_per_pixel": round(float(rate[f]), 6)}))
     frames_used = sorted({int(f) for keep in keep_sets for f in keep})
     position = {f: i for i, f in enumerate(frames_used)}
     for row in rows:
         row["clean"] = position[row["frame"]]
+    arrays = {"clean": clean[frames_used], "degraded": np.stack(degraded), "qp": np.stack(qps).astype(np.float16)}
+    if beside:
+        arrays |= {"neighbours": np.stack(beside), "qp_neighbours": np.stack(beside_qps).astype(np.float16)}
     return {"clip": spec.index, "kind": spec.kind, "source": spec.path, "package": spec.package, **info,
             "bits": bits, "size": [int(clean.shape[2]), int(clean.shape[1])], "encodes": encodes, "samples": rows,
-            "clean": clean[frames_used], "degraded": np.stack(degraded), "qp": np.stack(qps).astype(np.float16)}
+            **arrays}
+
+
+def neighbour_frames(frame: int, frames: int) -> tuple[int, int]:
+    """The previous and next frame of ``frame`` in a clip of ``frames``, the frame itself at either end
+    (as ``vmaf_pre`` feeds a temporal model at a clip's first and last frame)."""
+    return max(frame - 1, 0), min(frame + 1, frames - 1)
 
 
 def default_videos() -> Path | None:

@@ -3,7 +3,7 @@
     python -m training.codec_pairs --photos data/offline_photos --output data/codec_pairs \\
         [--videos DIR] [--clips-per-photo 2] [--encodes-per-clip 3] [--frames 12] [--seed 42] \\
         [--codecs libx264 libx265 libsvtav1 libvpx-vp9] [--crf libx264=24:44 ...] [--workers N] \\
-        [--noise F] [--dark F] [--ten-bit F] [--identity F]
+        [--noise F] [--dark F] [--ten-bit F] [--identity F] [--neighbours]
 
 Inter-prediction artefacts need motion, so every sample comes from a short *clip*: pans, zooms and
 small shakes made from the offline photos (``training.offline_corpus``), and segments of real clips
@@ -50,6 +50,9 @@ from .pair_sets import cached, load_pairs
 __all__ = ["main", "load_pairs"]
 
 CACHE_VERSION = 3
+#: The arrays of a clip file: its clean frames, each kept decoded frame and its quantizer map, and with
+#: ``--neighbours`` each kept frame's previous and next decoded frame and their maps.
+_ARRAYS = ("clean", "degraded", "qp", "neighbours", "qp_neighbours")
 
 
 def _run(args: tuple[ClipSpec, dict, str]) -> dict:
@@ -57,7 +60,7 @@ def _run(args: tuple[ClipSpec, dict, str]) -> dict:
     clip = make_clip(spec, cfg)
     path = Path(out_dir) / f"clip-{spec.index:05d}.npz"
     with atomic_open(path, "wb") as fh:
-        np.savez_compressed(fh, clean=clip.pop("clean"), degraded=clip.pop("degraded"), qp=clip.pop("qp"))
+        np.savez_compressed(fh, **{k: clip.pop(k) for k in _ARRAYS if k in clip})
     clip["file"] = path.name
     return clip
 
@@ -93,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="photo clips stored and encoded at 10 bits (x264/x265/SVT-AV1)")
     ap.add_argument("--identity", type=float, default=0.0, metavar="FRACTION",
                     help="round trips that are identity pairs (source -> source)")
+    ap.add_argument("--neighbours", action="store_true",
+                    help="also keep each kept frame's previous and next decoded frame (temporal models); the "
+                         "same seed gives the same pairs as without it")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--workers", type=int, default=0, help="processes; 0 = cores")
     ap.add_argument("--force", action="store_true", help="rebuild even if the cache matches")
@@ -112,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = {"version": CACHE_VERSION, "seed": args.seed, "frames": args.frames, "codecs": list(args.codecs),
            "crf": crf, "encodes_per_clip": args.encodes_per_clip, "keep_frames": args.keep_frames,
            "noise": args.noise, "dark": args.dark, "ten_bit": args.ten_bit, "identity": args.identity,
-           "clips": [asdict(s) for s in specs]}
+           "clips": [asdict(s) for s in specs]} | ({"neighbours": True} if args.neighbours else {})
     key = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()
     manifest_path = args.output / "manifest.json"
     if not args.force and cached(manifest_path, key):

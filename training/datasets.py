@@ -33,6 +33,7 @@ class DataSpec:
         quantizer: codec pairs as ``(clean, degraded, qp)`` triples with each frame's quantizer map.
         estimator: with ``quantizer``: the quantizer estimator whose estimate replaces the encoder's own QP
             of the pairs whose decoder exports none (``pair_sets.told_estimates``), as ``vmaf_pre`` tells them.
+        neighbours: with ``quantizer``: temporal pairs, each with its previous and next decoded frame.
     """
 
     degradation: str = "card"
@@ -48,6 +49,7 @@ class DataSpec:
     train_crf: tuple[str, ...] = ()
     quantizer: bool = False
     estimator: Path | None = None
+    neighbours: bool = False
 
 
 @dataclass
@@ -121,13 +123,14 @@ def codec_data(args: DataSpec) -> TrainingData:
         raise UsageError(f"validation package(s) {', '.join(missing)} are not in the pair set; "
                          f"it has {', '.join(packages)}")
     train, train_labels = load_pairs(args.pairs, exclude=set(val_packages), identity=not args.train_crf,
-                                     quantizer=args.quantizer)
+                                     quantizer=args.quantizer, neighbours=args.neighbours)
     if args.train_crf:
         bands = parse_crf_ranges(list(args.train_crf), "--train-crf")
         kept = [i for i, lb in enumerate(train_labels)
                 if lb["encoder"] in bands and bands[lb["encoder"]][0] <= lb["crf"] <= bands[lb["encoder"]][1]]
         train, train_labels = [train[i] for i in kept], [train_labels[i] for i in kept]
-    val, val_labels = load_pairs(args.pairs, packages=set(val_packages), quantizer=args.quantizer)
+    val, val_labels = load_pairs(args.pairs, packages=set(val_packages), quantizer=args.quantizer,
+                                 neighbours=args.neighbours)
     if not train or not val:
         raise UsageError("the pair set splits into an empty training or validation part; check --val-packages")
     if args.estimator is not None:

@@ -6,7 +6,9 @@
 Prints, for the checkpoint (its EMA weights) and for ``--against`` (a shipped model or checkpoint), the
 mean gain over the decoded frame per encoder x CRF band and the worst held-out clip. A quantizer-
 conditioned checkpoint is scored twice: told each frame's quantizer, and with the plane "unknown"
-(blind); a one-input model gets the luma only. Held-out packages: opencv-doc and tuxpaint-data
+(blind); a one-input model gets the luma only; a temporal checkpoint (six planes) its neighbours too,
+which needs a pair set built with ``--neighbours`` (the other networks are fed the same pairs' own
+frame). Held-out packages: opencv-doc and tuxpaint-data
 (``--packages`` names others).
 """
 
@@ -50,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     model, _ = load_weights(args.ckpt)
     baseline = load_weights(args.against)[0] if args.against is not None else None
     packages = set(args.packages or DEFAULT_VAL_PACKAGES)
-    pairs, labels = load_pairs(args.pairs, packages=packages, quantizer=True)
+    temporal = max(model.in_channels, baseline.in_channels if baseline is not None else 1) > 2
+    pairs, labels = load_pairs(args.pairs, packages=packages, quantizer=True, neighbours=temporal)
     pairs, labels = pairs[:: args.every], labels[:: args.every]
     if not pairs:
         raise UsageError(f"{args.pairs} has no pairs of the held-out packages {', '.join(sorted(packages))}; "
@@ -58,15 +61,15 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cpu")
     print(f"{len(pairs)} held-out pairs (every {args.every}) of {args.pairs}; PSNR-Y gain per encoder and CRF band")
 
-    def feed(net):
-        return pairs if net.in_channels == 2 else [(p[0], p[1]) for p in pairs]
+    def feed(net):  # each network its own planes: (clean, *its input planes)
+        return [p[: 1 + net.in_channels] for p in pairs]
 
     if baseline is not None:
         print(_table(f"{args.against.stem}", codec_breakdown(baseline, feed(baseline), labels, device)))
-    print(_table(f"{args.ckpt.name} told" if model.in_channels == 2 else args.ckpt.name,
+    print(_table(f"{args.ckpt.name} told" if model.in_channels > 1 else args.ckpt.name,
                  codec_breakdown(model, feed(model), labels, device)))
-    if model.in_channels == 2:
-        print(_table(f"{args.ckpt.name} blind", codec_breakdown(model, pairs, labels, device, blind=True)))
+    if model.in_channels > 1:
+        print(_table(f"{args.ckpt.name} blind", codec_breakdown(model, feed(model), labels, device, blind=True)))
     return 0
 
 

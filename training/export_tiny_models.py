@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from vsfilter.atomic import atomic_write_bytes, atomic_write_text
-from vsfilter.models import model_dir
+from vsfilter.models import INPUT_LAYOUTS, model_dir
 from vsfilter.quantizer import KINDS
 
 from .cli import UsageError, run_main, sha256_file, step_parser
@@ -39,13 +39,13 @@ def _corpus_sources(train_args: dict) -> list[dict] | None:
 
 
 def _check_estimator(path: Path, planes: int) -> None:
-    """An estimator is for a two-input network, and must load as vmaf_pre loads it."""
+    """An estimator is for a network with a quantizer plane, and must load as vmaf_pre loads it."""
     from vsfilter.errors import ModelError
     from vsfilter.qp_estimator import QuantizerEstimator
 
-    if planes != 2:
-        raise UsageError("--qp-estimator is for quantizer-conditioned networks (two input planes); this checkpoint "
-                         "takes the luma only")
+    if planes < 2:
+        raise UsageError("--qp-estimator is for quantizer-conditioned networks (two or six input planes); this "
+                         "checkpoint takes the luma only")
     if not path.is_file():
         raise UsageError(f"--qp-estimator {path} does not exist")
     try:
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
             sidecar["training"]["corpus_sources"] = sources
     row = {"id": model_id, "kind": "filter", "onnx": onnx_path.name, "sha256": sidecar["sha256"], "opset": OPSET,
            "license": "BSD-3-Clause-Plus-Patent", "sidecar": sidecar_path.name, "notes": notes,
-           "inputs": ["luma", "quantizer"][:planes]}
+           "inputs": list(INPUT_LAYOUTS[planes])}
     if args.qp_estimator is not None:
         row["qp_estimator"] = _ship_estimator(args.qp_estimator, out_dir / f"{model_id}.qp.onnx")
         sidecar["qp_estimator"] = row["qp_estimator"] | {"source": str(args.qp_estimator)}

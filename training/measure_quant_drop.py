@@ -70,9 +70,11 @@ def measure(pairs, fp32_run, fast_run) -> dict:
 
 
 def measure_told_unknown(triples, fp32_run, fast_run) -> dict:
-    """:func:`measure` of a two-input model on quantizer triples with the plane "unknown" (NaN maps), where
-    both runners should leave the picture alone (a uint8 input clipping -1 to QP 0 would not)."""
-    blind = [(clean, degraded, np.full_like(qp, np.nan)) for clean, degraded, qp in triples]
+    """:func:`measure` of a model with quantizer planes on its pairs with every plane "unknown" (NaN maps),
+    where both runners should leave the picture alone (a uint8 input clipping -1 to QP 0 would not)."""
+    # (clean, degraded, qp[, previous, qp, next, qp]): the maps sit at the even places after the clean frame
+    blind = [tuple(np.full_like(a, np.nan) if i >= 2 and i % 2 == 0 else a for i, a in enumerate(pair))
+             for pair in triples]
     told = measure(blind, fp32_run, fast_run)
     return {k: told[k] for k in ("images", "psnr_gain_fp32_db", "psnr_gain_fast_db", "psnr_delta_db",
                                  "share_within_2_codes")}
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             planes = resolve_model(args.fp32).planes
         except ModelError as exc:
             raise UsageError(str(exc)) from None
-        pairs = codec_split(args.pairs, held_out=True, quantizer=planes == 2)
+        pairs = codec_split(args.pairs, held_out=True, planes=planes)
     else:
         paths = held_out_paths(args.manifest) if args.manifest else None
         pairs = degraded_pairs(images=args.images, paths=paths, max_side=args.max_side)

@@ -21,7 +21,7 @@ def cached(manifest_path: Path, key: str) -> bool:
 
 
 def load_pairs(directory: Path, packages: set[str] | None = None, exclude: set[str] | None = None,
-               identity: bool = False, quantizer: bool = False) -> tuple[list, list[dict]]:
+               identity: bool = False, quantizer: bool = False, neighbours: bool = False) -> tuple[list, list[dict]]:
     """(pairs, labels) of a pair set, filtered by package.
 
     Pairs are (clean, degraded) frames: uint8, or uint16 10-bit codes. ``labels[i]`` describes
@@ -32,7 +32,9 @@ def load_pairs(directory: Path, packages: set[str] | None = None, exclude: set[s
     ``(clean, degraded, qp)``: ``qp`` the degraded frame's quantizer map (H.264-equivalent QP per 16x16
     block, NaN = unknown; ``training.encoding.RoundTrip``), and labels add ``qp_source``. Labels carry
     each degraded frame's coded rate (``bits_per_pixel``: ``RoundTrip.bits_per_pixel``) where the set
-    recorded it (None for identity pairs and sets built before it was).
+    recorded it (None for identity pairs and sets built before it was). With ``neighbours=True`` (a set
+    built with ``--neighbours``; implies ``quantizer``) each pair is ``(clean, degraded, qp, previous,
+    qp_previous, next, qp_next)``: the planes of a temporal network's input in its channel order.
     """
     manifest_path = directory / "manifest.json"
     try:
@@ -46,15 +48,22 @@ def load_pairs(directory: Path, packages: set[str] | None = None, exclude: set[s
             continue
         with np.load(directory / clip["file"]) as data:
             clean, degraded = data["clean"], data["degraded"]
-            if quantizer and "qp" not in data:
+            if (quantizer or neighbours) and "qp" not in data:
                 raise UsageError(f"{directory} has no quantizer maps (built before they were recorded); rebuild "
                                  "it with python -m training.codec_pairs --force")
-            qps = data["qp"].astype(np.float32) if quantizer else None
+            qps = data["qp"].astype(np.float32) if quantizer or neighbours else None
+            if neighbours and "neighbours" not in data:
+                raise UsageError(f"{directory} has no neighbouring frames; build a pair set with python -m "
+                                 "training.codec_pairs --neighbours")
+            beside = (data["neighbours"], data["qp_neighbours"].astype(np.float32)) if neighbours else None
         for i, row in enumerate(clip["samples"]):
             if not identity and np.array_equal(clean[row["clean"]], degraded[i]):
                 continue
             enc = clip["encodes"][row["encode"]]
-            pairs.append((clean[row["clean"]], degraded[i]) + ((qps[i],) if qps is not None else ()))
+            pair = (clean[row["clean"]], degraded[i]) + ((qps[i],) if qps is not None else ())
+            if beside is not None:
+                pair += (beside[0][i, 0], beside[1][i, 0], beside[0][i, 1], beside[1][i, 1])
+            pairs.append(pair)
             labels.append({"clip": clip["clip"], "package": clip["package"], "source": clip["source"],
                            "encoder": enc["encoder"], "crf": enc["crf"], "bits": int(clip.get("bits", 8)),
                            "qp_source": enc.get("qp_source", "none"),

@@ -26,49 +26,60 @@ def peak_of(image: np.ndarray) -> int:
     return 255 if image.dtype == np.uint8 else 1023
 
 
-def input_planes(quantizer: bool) -> int:
-    """The input planes of a network trained on pairs with (``quantizer``) or without their quantizer map:
-    the luma, and the quantizer plane when there is one."""
-    return 2 if quantizer else 1
+def input_planes(quantizer: bool, neighbours: bool = False) -> int:
+    """The input planes of a network trained on pairs with (``quantizer``) or without their quantizer map,
+    and with their ``neighbours``: the luma, its quantizer plane, and the previous and next frame's luma
+    and quantizer plane (``vsfilter.models.INPUT_LAYOUTS``)."""
+    return 6 if neighbours else 2 if quantizer else 1
 
 
 class PairBank:
     """(clean, degraded) uint8 image pairs of any sizes, cropped on ``device``.
 
     Args:
-        pairs: (clean, degraded) H x W arrays, equal shapes per pair: uint8, or uint16 10-bit codes.
+        pairs: (clean, degraded) H x W arrays, equal shapes per pair: uint8, or uint16 10-bit codes;
+            or ``(clean, degraded, qp)`` quantizer triples; or temporal septuples ``(clean, degraded, qp,
+            previous, qp_previous, next, qp_next)`` (``load_pairs(neighbours=True)``): the input planes
+            follow the clean frame in the network's channel order, a decoded luma then its quantizer map.
         device: the torch device the crops are made on.
         crop: crop side; pairs smaller than it are left out.
         align: crop corners on multiples of this (8 keeps a whole-image JPEG grid where it was).
         augment: apply a random flip/rotation to each crop (for degradations that were not applied
             per flip/rotation already).
-        unknown_share: with quantizer triples ``(clean, degraded, qp)`` (``qp`` the H.264-equivalent
-            QP per 16x16 block, NaN = unknown), the share of crops whose quantizer plane is replaced by
+        unknown_share: with quantizer maps (``qp`` the H.264-equivalent QP per 16x16 block, NaN =
+            unknown), the share of crops whose quantizer planes are all replaced by
             ``vsfilter.quantizer.UNKNOWN`` at every draw: one network learns to use the quantizer where
             it is told and to stay blind-safe where it is not.
+        still_share: temporal pairs: the share of crops whose neighbours are the frame itself (a clip's
+            first and last frame, as ``vmaf_pre`` feeds them), drawn anew every time.
+        cut_share: temporal pairs: the share of crops whose neighbours come from another crop of the batch
+            (a scene cut: the network must not copy an unrelated picture).
     """
 
     def __init__(self, pairs, device, crop: int, align: int = 1, augment: bool = False,
-                 unknown_share: float = 0.0) -> None:
+                 unknown_share: float = 0.0, still_share: float = 0.0, cut_share: float = 0.0) -> None:
         import torch
 
         kept = [p for p in pairs if min(p[0].shape) >= crop]
         if not kept:
             raise ValueError(f"no training image is at least {crop} px on both sides")
         self.crop, self.align, self.augment, self.device = crop, align, augment, device
-        self.unknown_share = unknown_share
+        self.unknown_share, self.still_share, self.cut_share = unknown_share, still_share, cut_share
         self.count = len(kept)
         shapes = np.array([p[0].shape for p in kept], np.int64)
         sizes = shapes[:, 0] * shapes[:, 1]
         wide = any(p[0].dtype != np.uint8 for p in kept)
         store = np.int16 if wide else np.uint8
         self.clean = torch.from_numpy(np.concatenate([p[0].ravel().astype(store) for p in kept])).to(device)
-        self.degraded = torch.from_numpy(np.concatenate([p[1].ravel().astype(store) for p in kept])).to(device)
-        self.quantizer = None
-        if len(kept[0]) > 2:
-            self.quantizer = torch.from_numpy(np.concatenate([_qp_codes(p[2], p[0].shape).ravel()
-                                                              for p in kept])).to(device)
-        self.in_channels = input_planes(self.quantizer is not None)
+        self.in_channels = len(kept[0]) - 1
+        # The input planes in channel order: a decoded luma (stored codes) or a quantizer map (QP codes).
+        self.inputs = []
+        for c in range(self.in_channels):
+            if _is_quantizer(c):
+                flat = np.concatenate([_qp_codes(p[1 + c], p[0].shape).ravel() for p in kept])
+            else:
+                flat = np.concatenate([p[1 + c].ravel().astype(store) for p in kept])
+            self.inputs.append(torch.from_numpy(flat).to(device))
         self.peak = torch.tensor([float(peak_of(p[0])) for p in kept], dtype=torch.float32, device=device)
         self.offset = torch.from_numpy(np.concatenate([[0], np.cumsum(sizes)[:-1]])).to(device)
         self.height = torch.from_numpy(shapes[:, 0]).to(device)
@@ -80,7 +91,7 @@ class PairBank:
 
     def sample(self, batch: int, generator) -> tuple:
         """(degraded, clean) float32 ``[batch, 1, crop, crop]`` in [0, 1] on the device; with quantizer
-        planes the degraded crops are ``[batch, 2, crop, crop]`` (luma, quantizer plane)."""
+        planes (and neighbours) the degraded crops are ``[batch, C, crop, crop]`` in the pairs' plane order."""
         import torch
 
         crop, dev = self.crop, self.device
@@ -92,15 +103,40 @@ class PairBank:
         rows = (y0[:, None] + self._ramp[None, :]) * w[:, None] + self.offset[image][:, None]
         index = rows[:, :, None] + (x0[:, None] + self._ramp[None, :])[:, None, :]
         peak = self.peak[image].view(-1, 1, 1, 1)
-        x = self.degraded[index].unsqueeze(1).float().div_(peak)
+        crops = [flat[index].unsqueeze(1) for flat in self.inputs]
+        planes = [_qp_plane(a) if _is_quantizer(c) else a.float().div_(peak) for c, a in enumerate(crops)]
         y = self.clean[index].unsqueeze(1).float().div_(peak)
-        if self.quantizer is not None:
-            x = torch.cat([x, _qp_plane(self.quantizer[index].unsqueeze(1))], 1)
+        if self.in_channels > 1:
             blind = torch.rand((batch, 1, 1, 1), device=dev, generator=generator) < self.unknown_share
-            x[:, 1:] = torch.where(blind, torch.full_like(x[:, 1:], _unknown()), x[:, 1:])
+            for c in range(1, self.in_channels, 2):
+                planes[c] = torch.where(blind, torch.full_like(planes[c], _unknown()), planes[c])
+        if self.in_channels > 2:
+            planes = _neighbours_drawn(planes, batch, self.still_share, self.cut_share, generator)
+        x = torch.cat(planes, 1)
         if self.augment:
             x, y = _dihedral_batch(x, y, torch.randint(0, 8, (1,), device=dev, generator=generator))
         return x, y
+
+
+def _is_quantizer(channel: int) -> bool:
+    """Input channel ``channel`` is a quantizer plane (the channels alternate: luma, quantizer, ...)."""
+    return channel % 2 == 1
+
+
+def _neighbours_drawn(planes: list, batch: int, still_share: float, cut_share: float, generator) -> list:
+    """Temporal crops: ``still_share`` of them with the frame itself as both neighbours, ``cut_share``
+    with the neighbours of another crop of the batch (a scene cut)."""
+    import torch
+
+    dev = planes[0].device
+    draw = torch.rand((2, batch, 1, 1, 1), device=dev, generator=generator)
+    still, cut = draw[0] < still_share, draw[1] < cut_share
+    other = torch.roll(torch.arange(batch, device=dev), 1)
+    out = planes[:2]
+    for c in range(2, len(planes)):
+        own = planes[c % 2]  # the frame's own luma or quantizer plane
+        out.append(torch.where(still, own, torch.where(cut, planes[c][other], planes[c])))
+    return out
 
 
 def _dihedral_batch(x, y, k):
@@ -142,16 +178,20 @@ def _qp_plane(codes):
 
 
 def model_input(pair, blind: bool = False) -> np.ndarray:
-    """The model's input ``[1, C, H, W]`` float32 for a stored pair's degraded frame: the luma / peak, and
-    for a triple the quantizer plane (all :data:`~vsfilter.quantizer.UNKNOWN` when ``blind``)."""
+    """The model's input ``[1, C, H, W]`` float32 for a stored pair's degraded frame: the luma / peak, for
+    a triple the quantizer plane, for a temporal pair the neighbours' lumas and planes too (quantizer
+    planes all :data:`~vsfilter.quantizer.UNKNOWN` when ``blind``)."""
     from vsfilter.quantizer import UNKNOWN, block_plane
 
-    clean, degraded = pair[0], pair[1]
-    luma = degraded.astype(np.float32) / np.float32(peak_of(clean))
-    if len(pair) < 3:
-        return luma[None, None]
-    plane = np.full(luma.shape, UNKNOWN, np.float32) if blind else block_plane(pair[2], *luma.shape)
-    return np.stack([luma, plane])[None]
+    clean = pair[0]
+    peak = np.float32(peak_of(clean))
+    planes = []
+    for c, item in enumerate(pair[1:]):
+        if not _is_quantizer(c):
+            planes.append(item.astype(np.float32) / peak)
+        else:
+            planes.append(np.full(clean.shape, UNKNOWN, np.float32) if blind else block_plane(item, *clean.shape))
+    return np.stack(planes)[None]
 
 
 def center_crops(pairs, crop: int, limit: int | None = None):

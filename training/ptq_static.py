@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             planes = resolve_model(args.model).planes
         except ModelError as exc:
             raise UsageError(str(exc)) from None
-        pairs = codec_split(args.pairs, held_out=False, quantizer=planes == 2)
+        pairs = codec_split(args.pairs, held_out=False, planes=planes)
     elif args.manifest is not None:
         train = [Path(r["path"]) for r in json.loads(args.manifest.read_text())["data"]["train"]]
         pairs = degraded_pairs(paths=train, max_side=1024)

@@ -8,6 +8,7 @@ from pathlib import Path
 import onnx
 
 from vsfilter.atomic import atomic_write_text
+from vsfilter.models import INPUT_LAYOUTS
 from vsfilter.quantizer import KINDS
 
 __all__ = ["OP_ALLOWLIST", "QUANT_OPS", "REGISTRY_SCHEMA", "graph_ops", "graph_opset", "update_registry"]
@@ -46,7 +47,7 @@ REGISTRY_SCHEMA = {
                     "license": {"type": "string"},
                     "notes": {"type": "string"},
                     # what the network is fed: the luma, or the luma and the quantizer plane (vsfilter.quantizer)
-                    "inputs": {"enum": [["luma"], ["luma", "quantizer"]]},
+                    "inputs": {"enum": [list(layout) for layout in INPUT_LAYOUTS.values()]},
                     "qp_estimator": {  # the estimate a two-input model's plane falls back on (vsfilter.qp_estimator)
                         "type": "object",
                         "required": ["onnx", "sha256"],

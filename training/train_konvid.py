@@ -7,7 +7,9 @@
 
 Degradations: ``card`` is the model card's recipe (Gaussian blur sigma 1.2, then JPEG q35, Pillow),
 applied to whole photos in each of their 8 flips/rotations before cropping (so the JPEG grid sits where
-it does at test time); ``codec`` reads the real encode/decode pairs of ``training.codec_pairs``.
+it does at test time); ``codec`` reads the real encode/decode pairs of ``training.codec_pairs``, with
+``--quantizer`` each frame's quantizer plane too (a two-input network), with ``--neighbours`` also the
+previous and next decoded frame and their planes (a temporal network, ``vsfilter.models.INPUT_LAYOUTS``).
 Validation holds out whole source packages (``--val-packages``; default opencv-doc and tuxpaint-data
 when the corpus has them), so it measures generalisation to unfamiliar photos, not look-alikes.
 
@@ -69,6 +71,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--estimated-quantizer", dest="estimator", type=Path, metavar="ESTIMATOR.onnx",
                     help="with --quantizer: pairs whose decoder exports no quantizer (HEVC, AV1) are told this "
                          "estimator's estimate, as vmaf_pre tells them, instead of the encoder's QP")
+    ap.add_argument("--neighbours", action="store_true",
+                    help="with --quantizer: a temporal network [luma, quantizer, previous luma, its quantizer, next "
+                         "luma, its quantizer] (pairs built with training.codec_pairs --neighbours); --init of a "
+                         "one- or two-input model is widened")
+    ap.add_argument("--still-share", type=float, default=0.15, metavar="FRACTION",
+                    help="with --neighbours: crops whose neighbours are the frame itself (a clip's ends)")
+    ap.add_argument("--cut-share", type=float, default=0.05, metavar="FRACTION",
+                    help="with --neighbours: crops whose neighbours are another crop's (a scene cut)")
     ap.add_argument("--videos", type=Path, help="folder of videos: the middle frame of each is a sample")
     ap.add_argument("--images", type=Path, help="folder of images")
     ap.add_argument("--konvid-dir", type=Path, default=Path("data/konvid_1k"),
@@ -150,6 +160,12 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.quantizer and args.degradation != "codec":
         raise UsageError("--quantizer needs codec pairs (--degradation codec): only they record the quantizer")
     check_fraction(args.unknown_share, "--unknown-share")
+    check_fraction(args.still_share, "--still-share")
+    check_fraction(args.cut_share, "--cut-share")
+    if args.neighbours and (not args.quantizer or args.estimator is not None):
+        raise UsageError("--neighbours " + ("needs --quantizer (a temporal network is told each frame's quantizer)"
+                                            if not args.quantizer else "cannot take --estimated-quantizer yet: "
+                                            "drop one of them"))
     if args.estimator is not None and (not args.quantizer or not args.estimator.is_file()):
         raise UsageError(f"--estimated-quantizer {args.estimator}: " + (
             "needs --quantizer (a two-input network)" if not args.quantizer else
@@ -242,8 +258,8 @@ def _load_states(args: argparse.Namespace, ckpt: Path):
 
 def _check_init_sizes(args: argparse.Namespace, init) -> None:
     """--init is grown to the run's network, never cut: refused here, before the data loads."""
-    planes = input_planes(args.quantizer)
-    if init.in_channels not in (1, planes):
+    planes = input_planes(args.quantizer, args.neighbours)
+    if init.in_channels > planes:
         raise UsageError(f"--init {args.init} takes {init.in_channels} input planes; this run trains a {planes}-input "
                          "network" + ("" if args.quantizer else " (add --quantizer?)"))
     if init.channels > args.channels or init.num_blocks > args.num_blocks:
@@ -274,7 +290,7 @@ def _setup_device(args: argparse.Namespace):
 def _data_spec(args: argparse.Namespace) -> DataSpec:
     return DataSpec(args.degradation, args.images, args.videos, args.konvid_dir, args.pairs, args.crop,
                     args.val_packages, args.val_fraction, args.seed, args.quiet, tuple(args.train_crf),
-                    quantizer=args.quantizer, estimator=args.estimator)
+                    quantizer=args.quantizer, estimator=args.estimator, neighbours=args.neighbours)
 
 
 class _Run:
@@ -289,7 +305,9 @@ class _Run:
         self.args, self.device, self.amp, self.data = args, device, amp, data
         card = args.degradation == "card"
         self.bank = PairBank(data.train, device, args.crop, align=8 if card else 1, augment=not card,
-                             unknown_share=args.unknown_share if args.quantizer else 0.0)
+                             unknown_share=args.unknown_share if args.quantizer else 0.0,
+                             still_share=args.still_share if args.neighbours else 0.0,
+                             cut_share=args.cut_share if args.neighbours else 0.0)
         val_crop = min(256, args.crop * 2, *(min(p[0].shape) for p in data.val))
         self.val_x, self.val_y = (torch.from_numpy(a).to(device) for a in center_crops(data.val, val_crop, limit=64))
         self.in_channels = self.bank.in_channels

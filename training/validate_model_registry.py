@@ -108,8 +108,8 @@ def validate(directory: Path) -> tuple[list[str], int]:
             problems += check_model_file(f"{label} int8", directory / entry["int8_onnx"], entry["int8_sha256"],
                                          None, OP_ALLOWLIST | QUANT_OPS, planes)
         if "qp_estimator" in entry:
-            if planes != 2:
-                problems.append(f"{label}: a qp_estimator is for models whose inputs are luma and quantizer")
+            if planes < 2:
+                problems.append(f"{label}: a qp_estimator is for models whose inputs include a quantizer plane")
             problems += check_estimator_file(f"{label} qp_estimator", directory / entry["qp_estimator"]["onnx"],
                                              entry["qp_estimator"]["sha256"])
         if "sidecar" in entry:

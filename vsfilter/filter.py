@@ -79,7 +79,9 @@ def vmaf_pre(
     (``bitstream``, ``estimate``, ``given`` or ``unknown``). A model with per-codec specialists
     (``ModelSpec.specialists``) runs a specialist's weights on the frames whose plane was read from, or
     estimated for, a stream of that codec, and its own on every other frame (a QP given, "unknown");
-    ``VmafPreNetwork`` names the network that ran.
+    ``VmafPreNetwork`` names the network that ran. A temporal model (``[N,6,H,W]``,
+    ``vsfilter.models.INPUT_LAYOUTS``) is fed the previous and next frame's samples and quantizer
+    planes too (the first and last frame stand in for their missing neighbour).
 
     Args:
         clip: GRAY or YUV clip, 8-16 bit integer or 16/32 bit float, constant format and size.
@@ -145,28 +147,31 @@ def vmaf_pre(
              PROP_PRECISION: info["precision"]}
 
     gate = plan.spec.gate
-    two_planes = plan.spec.planes == 2
+    told_planes = plan.spec.planes >= 2
     bits = fmt.bits_per_sample
+    sources = _frame_sources(clip, plan.spec)
 
-    def filter_frame(n: int, f: vs.VideoFrame) -> vs.VideoFrame:
-        out = f.copy()
+    def filter_frame(n: int, f: vs.VideoFrame | list[vs.VideoFrame]) -> vs.VideoFrame:
+        frames = f if isinstance(f, list) else [f]
+        out = frames[0].copy()
         try:
             extra: dict[str, int | float | str] = {}
             run = True
             if gate is not None:
-                run, probability = gate.selects(np.asarray(f[0]), peak or 1.0)
+                run, probability = gate.selects(np.asarray(frames[0][0]), peak or 1.0)
                 extra = {PROP_APPLIED: int(run), PROP_GATE: probability}
-            qplane = None
+            qplanes = []
             network = runner
-            if two_planes:
-                told = _frame_quantizer(f, bits, peak, quantizer, estimator)
-                qplane = told.plane
-                extra |= {PROP_QP: -1.0 if told.qp is None else told.qp, PROP_QP_SOURCE: told.source}
+            if told_planes:
+                told = [_frame_quantizer(g, bits, peak, quantizer, estimator) for g in frames]
+                qplanes = [t.plane for t in told]
+                extra |= {PROP_QP: -1.0 if told[0].qp is None else told[0].qp, PROP_QP_SOURCE: told[0].source}
                 if networks:  # a specialist runs where the stream of its codec told (or let us estimate) the QP
-                    extra[PROP_NETWORK], network = networks.get(told.kind or "", (plan.spec.id, runner))
+                    extra[PROP_NETWORK], network = networks.get(told[0].kind or "", (plan.spec.id, runner))
             for p in planes if run else ():
-                side = None if qplane is None else _subsampled(qplane, np.asarray(f[p]).shape)
-                np.copyto(np.asarray(out[p]), _run_plane(network, np.asarray(f[p]), peak, tiles, tile_batch, side))
+                plane = np.asarray(frames[0][p])
+                side = _side_planes(plane, [np.asarray(g[p]) for g in frames[1:]], qplanes, peak)
+                np.copyto(np.asarray(out[p]), _run_plane(network, plane, peak, tiles, tile_batch, side))
         except Exception as exc:  # runtime failures become a frame error naming the frame
             raise vs_error("vmaf_pre", FrameError(f"frame {n}: {type(exc).__name__}: {exc}")) from None
         out.props.update(props | extra)
@@ -174,7 +179,31 @@ def vmaf_pre(
 
     # A bare ModifyFrame runs one frame at a time; a fresh ModifyFrame per frame under FrameEval lets
     # VapourSynth's worker threads run frames concurrently (the runner's pool serves them).
-    return clip.std.FrameEval(lambda n: clip.std.ModifyFrame(clip, filter_frame))
+    return clip.std.FrameEval(lambda n: clip.std.ModifyFrame(sources if len(sources) > 1 else clip, filter_frame))
+
+
+def _frame_sources(clip: vs.VideoNode, spec: ModelSpec) -> list[vs.VideoNode]:
+    """The clips whose frame ``n`` each output frame ``n`` reads: ``clip``, and for a temporal model
+    ``clip`` shifted by one frame either way (previous, next; the first and last frame stand in for their
+    missing neighbour)."""
+    if not spec.temporal:
+        return [clip]
+    if clip.num_frames < 2:
+        return [clip, clip, clip]
+    return [clip, clip[0] + clip[:-1], clip[1:] + clip[-1]]
+
+
+def _side_planes(plane: np.ndarray, neighbours: list[np.ndarray], qplanes: list[np.ndarray],
+                 peak: int | None) -> np.ndarray | None:
+    """The input channels after ``plane`` (``vsfilter.models.INPUT_LAYOUTS``): its quantizer plane, then
+    each neighbour's samples (as the model reads them) and quantizer plane; None for a one-input model."""
+    if not qplanes:
+        return None
+    to_float = sample_converters(plane.dtype, peak)[0]
+    side = [_subsampled(qplanes[0], plane.shape)]
+    for samples, qplane in zip(neighbours, qplanes[1:], strict=True):
+        side += [to_float(samples), _subsampled(qplane, plane.shape)]
+    return np.stack(side)
 
 
 def quantizer_told(clip: vs.VideoNode, spec: ModelSpec, frame: int = 0) -> QuantizerPlane | None:
@@ -300,13 +329,13 @@ def _check_output_shape(spec: ModelSpec, runner: Runner) -> None:
 
 
 def _run_plane(runner: Runner, plane: np.ndarray, peak: int | None, tiles: Tiles | None, tile_batch: int,
-               qplane: np.ndarray | None = None) -> np.ndarray:
+               extra: np.ndarray | None = None) -> np.ndarray:
     """One plane through the model, in its own sample format; tiled planes convert tile by tile. A
-    two-input model gets ``qplane`` (its quantizer plane, cut with the plane's tiles) as its second input."""
-    if qplane is None and tiles is None:
+    model with more inputs gets ``extra`` (``C x H x W`` float32: its quantizer plane, a temporal model's
+    neighbours; cut with the plane's tiles) after the plane."""
+    if extra is None and tiles is None:
         return runner.filter_plane(plane, peak)
     to_float, from_float = sample_converters(plane.dtype, peak)
-    extra = None if qplane is None else qplane[None]
     if tiles is None:
         assert extra is not None
         return from_float(runner(np.concatenate([to_float(plane)[None], extra])[None])[0, 0])

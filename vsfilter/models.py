@@ -29,7 +29,18 @@ __all__ = [
     "resolve_model",
     "sha256_file",
     "receptive_radius",
+    "INPUT_LAYOUTS",
 ]
+
+#: What a model's input channels hold, by their count (a registry row's ``inputs``): the luma; the luma
+#: and its quantizer plane (``vsfilter.quantizer``); or a temporal model's frame, previous frame and
+#: next frame, each luma followed by its quantizer plane (``vmaf_pre`` repeats a clip's first and last
+#: frame as their own missing neighbour).
+INPUT_LAYOUTS: dict[int, tuple[str, ...]] = {
+    1: ("luma",),
+    2: ("luma", "quantizer"),
+    6: ("luma", "quantizer", "previous_luma", "previous_quantizer", "next_luma", "next_quantizer"),
+}
 
 #: Environment variable that points at another model directory (holding a ``registry.json``).
 MODEL_DIR_ENV = "VSFILTER_MODEL_DIR"
@@ -56,8 +67,9 @@ class ModelSpec:
             only matters when INT8 is asked for.
         gate: the per-frame gate of a gated registry model (the network runs on the frames it selects,
             the others pass unchanged; see ``vsfilter.gate``), else None.
-        planes: input planes: 1 (``[N,1,H,W]``: the luma) or 2 (``[N,2,H,W]``: the luma and the quantizer
-            plane of ``vsfilter.quantizer``, as learned_filter_codec_v3 takes them).
+        planes: input planes (:data:`INPUT_LAYOUTS`): 1 (``[N,1,H,W]``: the luma), 2 (``[N,2,H,W]``: the
+            luma and the quantizer plane of ``vsfilter.quantizer``, as learned_filter_codec_v3 takes them)
+            or 6 (a temporal model: the frame's, the previous frame's and the next frame's luma and plane).
         qp_estimator: a two-input registry model's quantizer estimator (``vsfilter.qp_estimator``): the
             ONNX file its plane is estimated with where the frames carry no QP props; None without one.
         qp_estimator_sha256: hex digest of ``qp_estimator`` (hashed once, when the spec is resolved).
@@ -84,6 +96,11 @@ class ModelSpec:
     qp_estimator: Path | None = None
     qp_estimator_sha256: str | None = None
     specialists: tuple[tuple[str, ModelSpec], ...] = ()
+
+    @property
+    def temporal(self) -> bool:
+        """The model reads the previous and next frame besides the frame it filters."""
+        return len(INPUT_LAYOUTS[self.planes]) > 2
 
     @property
     def identity(self) -> str:
@@ -234,7 +251,7 @@ def _spec_from_registry(entry: dict, directory: Path, verify: bool) -> ModelSpec
     spec = _spec_from_file(path, model_id=entry["id"], sha=sha, int8_path=int8_path, int8_sha=int8_sha)
     gate = Gate.from_record(entry["gate"], entry["id"]) if entry.get("gate") else None
     estimator, estimator_sha = _estimator_file(entry, directory, verify)
-    if estimator is not None and spec.planes != 2:
+    if estimator is not None and spec.planes < 2:
         raise ModelError(f"registry model {entry['id']!r} takes the luma only, yet lists a qp_estimator; "
                          "fix the registry")
     return dataclasses.replace(spec, int8_error=int8_error, gate=gate, qp_estimator=estimator,
@@ -290,14 +307,16 @@ def _graph_facts(path: Path, mtime_ns: int) -> tuple[str, str, int, str | None, 
     if len(inputs) != 1 or len(graph.output) != 1:
         raise ModelError(
             f"{path.name} has {len(inputs)} inputs and {len(graph.output)} outputs; "
-            "vmaf_pre needs one input [N,1,H,W] (or [N,2,H,W]: luma and quantizer) and one output [N,1,H,W]"
+            "vmaf_pre needs one input [N,1,H,W] (or [N,2,H,W]: luma and quantizer; [N,6,H,W]: the same for the "
+            "frame and its neighbours) and one output [N,1,H,W]"
         )
-    for value, allowed in ((inputs[0], (1, 2, None)), (graph.output[0], (1, None))):
+    for value, allowed in ((inputs[0], (*INPUT_LAYOUTS, None)), (graph.output[0], (1, None))):
         dims = _dims(value)
         if len(dims) != 4 or dims[1] not in allowed:
             raise ModelError(
                 f"{path.name}: {value.name!r} has shape {_shape_text(dims)}; vmaf_pre needs [N,1,H,W] in "
-                "(or [N,2,H,W]: the luma and a quantizer plane) and [N,1,H,W] out (a single-channel image model)"
+                "(or [N,2,H,W]: the luma and a quantizer plane; [N,6,H,W]: both for the frame and its neighbours) "
+                "and [N,1,H,W] out (a single-channel image model)"
             )
     in_dims, out_dims = _dims(inputs[0]), _dims(graph.output[0])
     for axis in (2, 3):
