@@ -107,7 +107,7 @@ def _specialist_target(text: str | None, out_dir: Path) -> tuple[str, str] | Non
     registry = out_dir / "registry.json"
     rows = json.loads(registry.read_text())["models"] if registry.is_file() else []
     row = next((m for m in rows if m["id"] == model), None)
-    if row is None or row.get("inputs") != ["luma", "quantizer"]:
+    if row is None or row.get("inputs") != list(INPUT_LAYOUTS[2]):
         raise UsageError(f"--specialist-of {text}: {model!r} is not a two-input model of {registry}; export it first")
     return model, kind
 

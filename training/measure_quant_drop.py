@@ -23,6 +23,7 @@ from vsfilter.atomic import atomic_write_text
 from .calibration import codec_split, degraded_pairs, held_out_paths
 from .cli import UsageError, require_onnx, run_main, step_parser
 from .loop import psnr
+from .pairs import told_nothing
 
 
 def make_runner(fp32: Path, int8: Path | None, runtime: str):
@@ -72,10 +73,7 @@ def measure(pairs, fp32_run, fast_run) -> dict:
 def measure_told_unknown(triples, fp32_run, fast_run) -> dict:
     """:func:`measure` of a model with quantizer planes on its pairs with every plane "unknown" (NaN maps),
     where both runners should leave the picture alone (a uint8 input clipping -1 to QP 0 would not)."""
-    # (clean, degraded, qp[, previous, qp, next, qp]): the maps sit at the even places after the clean frame
-    blind = [tuple(np.full_like(a, np.nan) if i >= 2 and i % 2 == 0 else a for i, a in enumerate(pair))
-             for pair in triples]
-    told = measure(blind, fp32_run, fast_run)
+    told = measure([told_nothing(pair) for pair in triples], fp32_run, fast_run)
     return {k: told[k] for k in ("images", "psnr_gain_fp32_db", "psnr_gain_fast_db", "psnr_delta_db",
                                  "share_within_2_codes")}
 

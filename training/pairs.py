@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-__all__ = ["PairBank", "UNKNOWN_SHARE", "input_planes", "center_crops", "peak_of", "model_input"]
+__all__ = ["PairBank", "UNKNOWN_SHARE", "input_planes", "center_crops", "peak_of", "model_input", "told_nothing"]
 
 #: A stored quantizer plane code: H.264-equivalent QP x 4 (0..252); this code means "unknown".
 _QP_UNKNOWN_CODE = 255
@@ -181,17 +181,20 @@ def model_input(pair, blind: bool = False) -> np.ndarray:
     """The model's input ``[1, C, H, W]`` float32 for a stored pair's degraded frame: the luma / peak, for
     a triple the quantizer plane, for a temporal pair the neighbours' lumas and planes too (quantizer
     planes all :data:`~vsfilter.quantizer.UNKNOWN` when ``blind``)."""
-    from vsfilter.quantizer import UNKNOWN, block_plane
+    from vsfilter.quantizer import block_plane
 
     clean = pair[0]
     peak = np.float32(peak_of(clean))
-    planes = []
-    for c, item in enumerate(pair[1:]):
-        if not _is_quantizer(c):
-            planes.append(item.astype(np.float32) / peak)
-        else:
-            planes.append(np.full(clean.shape, UNKNOWN, np.float32) if blind else block_plane(item, *clean.shape))
+    items = (told_nothing(pair) if blind else pair)[1:]
+    planes = [block_plane(item, *clean.shape) if _is_quantizer(c) else item.astype(np.float32) / peak
+              for c, item in enumerate(items)]
     return np.stack(planes)[None]
+
+
+def told_nothing(pair: tuple) -> tuple:
+    """``pair`` with every quantizer map "unknown" (NaN), its frames as they are: what a network with
+    quantizer planes is fed where nothing tells the quantizer."""
+    return (pair[0], *(np.full_like(item, np.nan) if _is_quantizer(c) else item for c, item in enumerate(pair[1:])))
 
 
 def center_crops(pairs, crop: int, limit: int | None = None):
