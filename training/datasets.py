@@ -24,7 +24,9 @@ class DataSpec:
     Attributes:
         degradation: ``card`` (blur + JPEG of ``images``/``videos``/KoNViD-1k) or ``codec`` (``pairs``).
         images, videos: the corpus folders (card); ``konvid_dir`` when neither is given.
-        pairs: the codec pair set (codec).
+        pairs: the codec pair set (codec), or several whose pairs are pooled.
+        pair_weights: with several ``pairs`` sets, one weight each: a set's crops are drawn in proportion
+            to its weight times its crop positions (empty: 1 each).
         crop: the training crop (smaller images are skipped).
         val_packages: source packages held out (None: opencv-doc and tuxpaint-data when present).
         val_fraction, seed: a seeded split by file when there are no packages to hold out.
@@ -40,7 +42,7 @@ class DataSpec:
     images: Path | None = None
     videos: Path | None = None
     konvid_dir: Path = Path("data/konvid_1k")
-    pairs: Path = Path("data/codec_pairs")
+    pairs: Path | tuple[Path, ...] = Path("data/codec_pairs")
     crop: int = 128
     val_packages: list[str] | None = None
     val_fraction: float = 0.15
@@ -50,6 +52,7 @@ class DataSpec:
     quantizer: bool = False
     estimator: Path | None = None
     neighbours: bool = False
+    pair_weights: tuple[float, ...] = ()
 
 
 @dataclass
@@ -61,6 +64,7 @@ class TrainingData:
     val: list
     record: dict
     val_labels: list[dict] = field(default_factory=list)
+    train_weights: list[float] | None = None  # per training pair: how much more often its crops are drawn
 
 
 def load_training_data(spec: DataSpec) -> TrainingData:
@@ -106,31 +110,48 @@ def card_data(args: DataSpec) -> TrainingData:
     return TrainingData(train, val, record)
 
 
-def codec_data(args: DataSpec) -> TrainingData:
-    """(train pairs, val pairs, data record) from a codec pair set, split by source package."""
-    from .pair_sets import load_pairs
-
-    manifest_file = args.pairs / "manifest.json"
+def _pair_set_listing(directory: Path) -> dict:
+    manifest_file = directory / "manifest.json"
     listing = json.loads(manifest_file.read_text()) if manifest_file.is_file() else None
     if listing is None:
-        raise UsageError(f"{args.pairs} is not a codec pair set (no manifest.json); build it with "
+        raise UsageError(f"{directory} is not a codec pair set (no manifest.json); build it with "
                          "python -m training.codec_pairs")
-    packages = sorted({c["package"] for c in listing["clips"]})
+    return listing
+
+
+def codec_data(args: DataSpec) -> TrainingData:
+    """(train pairs, val pairs, data record) from one or more codec pair sets (their pairs pooled), split by
+    source package."""
+    from .pair_sets import load_pairs
+
+    sets = (args.pairs,) if isinstance(args.pairs, Path) else tuple(args.pairs)
+    listings = [_pair_set_listing(directory) for directory in sets]
+    packages = sorted({c["package"] for listing in listings for c in listing["clips"]})
     val_packages = args.val_packages if args.val_packages is not None else [
         p for p in DEFAULT_VAL_PACKAGES if p in packages]
     missing = [p for p in val_packages if p not in packages]
     if missing:
         raise UsageError(f"validation package(s) {', '.join(missing)} are not in the pair set; "
                          f"it has {', '.join(packages)}")
-    train, train_labels = load_pairs(args.pairs, exclude=set(val_packages), identity=not args.train_crf,
-                                     quantizer=args.quantizer, neighbours=args.neighbours)
+    set_weights = tuple(args.pair_weights) if args.pair_weights else (1.0,) * len(sets)
+    if len(set_weights) != len(sets) or min(set_weights) <= 0:
+        raise UsageError(f"--pair-weights needs one weight > 0 per --pairs set ({len(sets)}), got "
+                         f"{' '.join(map(str, set_weights))}")
+    train, train_labels, val, val_labels, weights = [], [], [], [], []
+    for directory, set_weight in zip(sets, set_weights):
+        pairs, labels = load_pairs(directory, exclude=set(val_packages), identity=not args.train_crf,
+                                   quantizer=args.quantizer, neighbours=args.neighbours)
+        train, train_labels = train + pairs, train_labels + labels
+        weights += [set_weight] * len(pairs)
+        pairs, labels = load_pairs(directory, packages=set(val_packages), quantizer=args.quantizer,
+                                   neighbours=args.neighbours)
+        val, val_labels = val + pairs, val_labels + labels
     if args.train_crf:
         bands = parse_crf_ranges(list(args.train_crf), "--train-crf")
         kept = [i for i, lb in enumerate(train_labels)
                 if lb["encoder"] in bands and bands[lb["encoder"]][0] <= lb["crf"] <= bands[lb["encoder"]][1]]
         train, train_labels = [train[i] for i in kept], [train_labels[i] for i in kept]
-    val, val_labels = load_pairs(args.pairs, packages=set(val_packages), quantizer=args.quantizer,
-                                 neighbours=args.neighbours)
+        weights = [weights[i] for i in kept]
     if not train or not val:
         raise UsageError("the pair set splits into an empty training or validation part; check --val-packages")
     if args.estimator is not None:
@@ -138,7 +159,11 @@ def codec_data(args: DataSpec) -> TrainingData:
 
         train = told_estimates(train, train_labels, args.estimator)
         val = told_estimates(val, val_labels, args.estimator)
-    record = {"pairs": str(args.pairs), "pair_set_key": listing["key"], "settings": listing["settings"],
+    one = len(sets) == 1  # a single set is recorded as before
+    record = {"pairs": str(sets[0]) if one else [str(d) for d in sets],
+              "pair_set_key": listings[0]["key"] if one else [listing["key"] for listing in listings],
+              **({} if one else {"pair_weights": list(set_weights)}),
+              "settings": listings[0]["settings"] if one else [listing["settings"] for listing in listings],
               "val_packages": list(val_packages), "train_clips": len({lb["clip"] for lb in train_labels}),
               "val_clips": len({lb["clip"] for lb in val_labels}), "train_pairs": len(train), "val_pairs": len(val),
               "train_identity_pairs": sum(lb["encoder"] == "identity" for lb in train_labels),
@@ -146,4 +171,4 @@ def codec_data(args: DataSpec) -> TrainingData:
               "val_sources": sorted({lb["source"] for lb in val_labels}),
               "degradation": {"kind": "codec", "tool": "training.codec_pairs"},
               "quantizer_of_silent_codecs": "encoder" if args.estimator is None else f"estimate: {args.estimator}"}
-    return TrainingData(train, val, record, val_labels)
+    return TrainingData(train, val, record, val_labels, None if one else weights)

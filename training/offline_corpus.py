@@ -38,7 +38,7 @@ import numpy as np
 
 from vsfilter.atomic import atomic_write_text
 
-from .cli import UsageError, run_main, sha256_file, step_parser
+from .cli import UsageError, fresh_output_dir, run_main, sha256_file, step_parser
 
 #: Longest side of a written photo; larger ones are area-downscaled by an integer factor.
 MAX_SIDE = 1600
@@ -341,13 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-debian", action="store_true", help="only the photos inside Python packages")
     ap.add_argument("--force", action="store_true", help="replace an existing corpus folder")
     args = ap.parse_args(argv)
-    if args.output.exists() and not args.output.is_dir():
-        raise UsageError(f"--output {args.output} is a file; give a folder")
-    if args.output.exists() and any(args.output.iterdir()):
-        if not args.force:
-            raise UsageError(f"{args.output} exists and is not empty; pass --force to replace it")
-        shutil.rmtree(args.output)
-    args.output.mkdir(parents=True, exist_ok=True)
+    fresh_output_dir(args.output, args.force)
     writer = Writer(args.output)
     with tempfile.TemporaryDirectory() as tmp:
         _skimage(writer)

@@ -54,13 +54,18 @@ class PairBank:
             first and last frame, as ``vmaf_pre`` feeds them), drawn anew every time.
         cut_share: temporal pairs: the share of crops whose neighbours come from another crop of the batch
             (a scene cut: the network must not copy an unrelated picture).
+        weights: per pair, a factor on how often its crops are drawn (None: every crop position equally
+            likely).
     """
 
     def __init__(self, pairs, device, crop: int, align: int = 1, augment: bool = False,
-                 unknown_share: float = 0.0, still_share: float = 0.0, cut_share: float = 0.0) -> None:
+                 unknown_share: float = 0.0, still_share: float = 0.0, cut_share: float = 0.0,
+                 weights: list[float] | None = None) -> None:
         import torch
 
-        kept = [p for p in pairs if min(p[0].shape) >= crop]
+        big = [min(p[0].shape) >= crop for p in pairs]
+        kept = [p for p, ok in zip(pairs, big) if ok]
+        factor = np.array([w for w, ok in zip(weights, big) if ok] if weights is not None else [1.0] * len(kept))
         if not kept:
             raise ValueError(f"no training image is at least {crop} px on both sides")
         self.crop, self.align, self.augment, self.device = crop, align, augment, device
@@ -86,7 +91,7 @@ class PairBank:
         self.width = torch.from_numpy(shapes[:, 1]).to(device)
         # Every crop position equally likely: an image is drawn in proportion to its positions.
         positions = (shapes[:, 0] - crop + 1) * (shapes[:, 1] - crop + 1)
-        self.weight = torch.from_numpy(positions.astype(np.float64)).to(device)
+        self.weight = torch.from_numpy(positions.astype(np.float64) * factor).to(device)
         self._ramp = torch.arange(crop, device=device)
 
     def sample(self, batch: int, generator) -> tuple:

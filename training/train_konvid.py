@@ -61,8 +61,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--epochs-c3", type=int, default=200, help="length in epochs when --steps is not given")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--degradation", choices=["card", "codec"], default="card")
-    ap.add_argument("--pairs", type=Path, default=Path("data/codec_pairs"),
-                    help="with --degradation codec: the pair set of training.codec_pairs")
+    ap.add_argument("--pairs", type=Path, nargs="+", default=[Path("data/codec_pairs")],
+                    help="with --degradation codec: the pair set(s) of training.codec_pairs (several are pooled)")
+    ap.add_argument("--pair-weights", type=float, nargs="+", metavar="W",
+                    help="with several --pairs sets: one weight each; a set's crops are drawn in proportion to its "
+                         "weight times its crop positions (default: 1 each)")
     ap.add_argument("--quantizer", action="store_true",
                     help="with --degradation codec: a two-input network [luma, quantizer plane] fed each pair's "
                          "quantizer map (learned_filter_codec_v3); --init of a one-input model is widened")
@@ -288,9 +291,10 @@ def _setup_device(args: argparse.Namespace):
 
 
 def _data_spec(args: argparse.Namespace) -> DataSpec:
-    return DataSpec(args.degradation, args.images, args.videos, args.konvid_dir, args.pairs, args.crop,
+    return DataSpec(args.degradation, args.images, args.videos, args.konvid_dir, tuple(args.pairs), args.crop,
                     args.val_packages, args.val_fraction, args.seed, args.quiet, tuple(args.train_crf),
-                    quantizer=args.quantizer, estimator=args.estimator, neighbours=args.neighbours)
+                    quantizer=args.quantizer, estimator=args.estimator, neighbours=args.neighbours,
+                    pair_weights=tuple(args.pair_weights or ()))
 
 
 class _Run:
@@ -305,6 +309,7 @@ class _Run:
         self.args, self.device, self.amp, self.data = args, device, amp, data
         card = args.degradation == "card"
         self.bank = PairBank(data.train, device, args.crop, align=8 if card else 1, augment=not card,
+                             weights=data.train_weights,
                              unknown_share=args.unknown_share if args.quantizer else 0.0,
                              still_share=args.still_share if args.neighbours else 0.0,
                              cut_share=args.cut_share if args.neighbours else 0.0)
@@ -395,7 +400,8 @@ class _Run:
         args, schedule = self.args, self.schedule
         manifest = {
             "tool": "training.train_konvid", "model_id": self.model_id,
-            "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+            "args": {k: (str(v) if isinstance(v, Path) else [str(p) for p in v] if k == "pairs" else v)
+                     for k, v in vars(args).items()},
             "architecture": {"num_blocks": args.num_blocks, "channels": args.channels,
                              "params": count_params(fold(self.model)),
                              "receptive_radius": self.model.receptive_radius, "reparam_training": args.reparam},
