@@ -21,7 +21,8 @@ def _moving_noise(frames: int, height: int, width: int, seed: int = 0) -> list[n
 @pytest.fixture(scope="module")
 def footage(tmp_path_factory) -> Path:
     """A footage corpus of one clip (16 frames, 288x320 source, 2x) from a fake unpacked package."""
-    from training.footage_corpus import LISTING, Footage, add_clip, write_lossless
+    from training.corpus import LISTING
+    from training.footage_corpus import Footage, add_clip, write_lossless
 
     root = tmp_path_factory.mktemp("package")
     source = root / "usr/share/demo/walk.mkv"

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .cli import UsageError
+from .corpus import LISTING
 from .encoding import ENCODERS, IDENTITY, TEN_BIT_ENCODERS, Encode, round_trip
 from .realism import Look, apply_look, draw_look, quantize
 
@@ -99,14 +100,18 @@ def decoded_lumas(path: Path, start: int, frames: int):
             yield np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[:yuv.height, :yuv.width]
 
 
+def area_downscaled(luma: np.ndarray, factor: int) -> np.ndarray:
+    """An 8-bit luma plane averaged over ``factor`` x ``factor`` blocks (1: as is), rounded, and cropped to
+    multiples of 16."""
+    h, w = (luma.shape[0] // factor) // 16 * 16, (luma.shape[1] // factor) // 16 * 16
+    small = luma[:h * factor, :w * factor].astype(np.float32).reshape(h, factor, w, factor).mean(axis=(1, 3))
+    return np.rint(small).astype(np.uint8)
+
+
 def video_segment(path: Path, start: int, frames: int, factor: int = 2) -> np.ndarray:
     """Frames ``start .. start+frames`` of a video's coded luma, area-downscaled ``factor`` x (1: as coded),
     cropped to 16s."""
-    out = []
-    for y in decoded_lumas(path, start, frames):
-        h, w = (y.shape[0] // factor) // 16 * 16, (y.shape[1] // factor) // 16 * 16
-        small = y[:h * factor, :w * factor].astype(np.float32).reshape(h, factor, w, factor).mean(axis=(1, 3))
-        out.append(np.rint(small).astype(np.uint8))
+    out = [area_downscaled(y, factor) for y in decoded_lumas(path, start, frames)]
     if len(out) < frames:
         raise RuntimeError(f"{path.name} has fewer than {start + frames} frames")
     return np.stack(out)
@@ -226,7 +231,7 @@ def _video_specs(videos: Path, frames: int, first: int) -> list[ClipSpec]:
     if not videos.is_dir():
         raise UsageError(f"--videos {videos} is not a folder" if videos.exists() else
                          f"--videos {videos} does not exist")
-    listing = videos / "corpus.json"
+    listing = videos / LISTING
     if listing.is_file():
         rows = json.loads(listing.read_text())["files"]
         kind, files = "footage", [(videos / row["file"], row["package"]) for row in rows]
@@ -250,7 +255,7 @@ def clip_specs(photos: Path | None, videos: Path | None, clips_per_photo: int, f
     """Every clip to build, in a fixed order (their index seeds them)."""
     specs: list[ClipSpec] = []
     if photos is not None:
-        listing = photos / "corpus.json"
+        listing = photos / LISTING
         if not listing.is_file():
             raise UsageError(f"{listing} is missing; build the photos with python -m training.offline_corpus")
         rows = json.loads(listing.read_text())["files"]

@@ -13,6 +13,10 @@ import numpy as np
 
 from .cli import UsageError, sha256_file
 
+#: The listing a corpus folder holds (``training.offline_corpus``, ``training.footage_corpus``): its files,
+#: each with its package and licence.
+LISTING = "corpus.json"
+
 __all__ = ["IMAGE_EXTS", "VIDEO_EXTS", "Sample", "Corpus", "find_files", "load_corpus", "split", "split_by_package",
            "DEFAULT_VAL_PACKAGES"]
 
@@ -127,7 +131,7 @@ def _packages(images: Path | None) -> dict[str, str]:
     """File name -> source package, from the ``corpus.json`` that ``training.offline_corpus`` writes."""
     import json
 
-    listing = images / "corpus.json" if images is not None else None
+    listing = images / LISTING if images is not None else None
     if listing is None or not listing.is_file():
         return {}
     try:

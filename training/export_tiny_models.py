@@ -25,6 +25,7 @@ from vsfilter.models import INPUT_LAYOUTS, model_dir
 from vsfilter.quantizer import KINDS
 
 from .cli import UsageError, run_main, sha256_file, step_parser
+from .corpus import LISTING
 from .onnx_export import OPSET, check_against_torch, export_onnx
 from .registry import OP_ALLOWLIST, graph_ops, update_registry
 
@@ -32,7 +33,7 @@ from .registry import OP_ALLOWLIST, graph_ops, update_registry
 def _corpus_sources(train_args: dict) -> list[dict] | None:
     """The package/version/file list ``training.offline_corpus`` wrote next to the training images."""
     images = train_args.get("images")
-    listing = Path(images) / "corpus.json" if images and images != "None" else None
+    listing = Path(images) / LISTING if images and images != "None" else None
     if listing is None or not listing.is_file():
         return None
     return json.loads(listing.read_text())["files"]

@@ -35,10 +35,9 @@ import numpy as np
 from vsfilter.atomic import atomic_write_text
 
 from .cli import UsageError, fresh_output_dir, run_main, sha256_file, step_parser
-from .offline_corpus import _fetch_deb, dep5_license
-
-#: The file name of a footage corpus's listing (``training.clips`` reads it).
-LISTING = "corpus.json"
+from .clips import area_downscaled, decoded_lumas
+from .corpus import LISTING
+from .debian import dep5_license, fetch_deb
 
 
 @dataclass(frozen=True)
@@ -89,13 +88,8 @@ FOOTAGE: tuple[Footage, ...] = (
 
 def downscaled_luma(path: Path, factor: int):
     """Every frame's 8-bit coded luma, area-downscaled by ``factor`` and cropped to multiples of 16."""
-    from .clips import decoded_lumas
-
     for y in decoded_lumas(path, 0, sys.maxsize):
-        h = (y.shape[0] // factor) // 16 * 16
-        w = (y.shape[1] // factor) // 16 * 16
-        small = y[:h * factor, :w * factor].astype(np.float32).reshape(h, factor, w, factor).mean(axis=(1, 3))
-        yield np.rint(small).astype(np.uint8)
+        yield area_downscaled(y, factor)
 
 
 def write_lossless(target: Path, frames: list[np.ndarray], rate) -> None:
@@ -157,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for package in dict.fromkeys(f.package for f in FOOTAGE):
-            root, version = _fetch_deb(package, Path(tmp))
+            root, version = fetch_deb(package, Path(tmp), "or build the pairs from the photos alone")
             rows += [add_clip(args.output, root, f, version) for f in FOOTAGE if f.package == package]
             shutil.rmtree(root)
     atomic_write_text(args.output / LISTING, json.dumps({"tool": "training.footage_corpus", "files": rows,

@@ -20,7 +20,6 @@ packages are held out, so validation photos are as unfamiliar as real test photo
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import io
 import json
@@ -39,6 +38,8 @@ import numpy as np
 from vsfilter.atomic import atomic_write_text
 
 from .cli import UsageError, fresh_output_dir, run_main, sha256_file, step_parser
+from .corpus import LISTING
+from .debian import dep5_license, fetch_deb, last_line
 
 #: Longest side of a written photo; larger ones are area-downscaled by an integer factor.
 MAX_SIDE = 1600
@@ -230,31 +231,12 @@ def _sklearn(writer: Writer, tmp: Path) -> None:
                           "scikit-learn", "-d", str(tmp)], capture_output=True, text=True)
     wheels = sorted(tmp.glob("scikit_learn-*.whl"))
     if got.returncode != 0 or not wheels:
-        raise UsageError(f"pip download scikit-learn failed ({_last_line(got.stderr)}); check the network to PyPI, "
+        raise UsageError(f"pip download scikit-learn failed ({last_line(got.stderr)}); check the network to PyPI, "
                          "or leave out the Debian and wheel photos")
     version = wheels[0].name.split("-")[1]
     with zipfile.ZipFile(wheels[0]) as zf:
         for member, license in SKLEARN.items():
             writer.add(zf.read(member), "wheel:scikit-learn", version, member, license)
-
-
-def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
-
-
-def _fetch_deb(package: str, tmp: Path) -> tuple[Path, str]:
-    """``apt-get download`` + ``dpkg -x``: (unpacked root, version)."""
-    got = subprocess.run(["apt-get", "download", package], cwd=tmp, capture_output=True, text=True)
-    debs = sorted(tmp.glob(f"{package}_*.deb"))
-    if got.returncode != 0 or not debs:
-        raise UsageError(f"apt-get download {package} failed ({_last_line(got.stderr)}); run apt-get update, "
-                         "or leave out the Debian photos")
-    version = debs[0].name.split("_")[1].replace("%3a", ":")
-    root = tmp / package
-    subprocess.run(["dpkg", "-x", str(debs[0]), str(root)], check=True)
-    debs[0].unlink()  # enlightenment-data alone is 400 MB
-    return root, version
 
 
 def _debian_files(root: Path, package: Package) -> list[Path]:
@@ -301,27 +283,9 @@ def _jpeg_length(data: bytes, start: int) -> int:
     return len(data) - start
 
 
-def dep5_license(copyright_file: Path, installed: str) -> str | None:
-    """The licence a Debian (DEP-5) copyright file gives a file (the last matching stanza wins), or None."""
-    if not copyright_file.is_file():
-        return None
-    license = None
-    for stanza in copyright_file.read_text(errors="replace").split("\n\n"):
-        files = re.search(r"^Files:(.*(?:\n[ \t].*)*)", stanza, re.M)
-        lic = re.search(r"^License:\s*(\S+)", stanza, re.M)
-        if not files or not lic:
-            continue
-        for pattern in files.group(1).split():
-            base = pattern.rsplit("/", 1)[-1]
-            if pattern == "*" or fnmatch.fnmatch(installed, f"*{pattern}") or (
-                    base != "*" and fnmatch.fnmatch(installed.rsplit("/", 1)[-1], base)):
-                license = lic.group(1)
-    return license
-
-
 def _debian(writer: Writer, tmp: Path) -> None:
     for package in DEBIAN:
-        root, version = _fetch_deb(package.name, tmp)
+        root, version = fetch_deb(package.name, tmp, "or leave out the Debian photos")
         copyright_file = root / "usr/share/doc" / package.name / "copyright"
         files = _debian_files(root, package)
         if not files:
@@ -349,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             _sklearn(writer, Path(tmp))
             _debian(writer, Path(tmp))
     rows = [vars(p) for p in writer.photos]
-    atomic_write_text(args.output / "corpus.json", json.dumps({"files": rows, "duplicates": writer.duplicates,
+    atomic_write_text(args.output / LISTING, json.dumps({"files": rows, "duplicates": writer.duplicates,
                                                                "max_side": MAX_SIDE}, indent=2) + "\n")
     by_package: dict[str, int] = {}
     for p in writer.photos:
