@@ -39,7 +39,7 @@ def footage(tmp_path_factory) -> Path:
     return out
 
 
-def test_footage_corpus_downscales_writes_losslessly_and_records_the_licence(footage):
+def test_footage_corpus_downscales_writes_losslessly_and_records_the_licence(footage, tmp_path):
     from training.clips import decoded_lumas
 
     row = json.loads((footage / "corpus.json").read_text())["files"][0]
@@ -50,6 +50,12 @@ def test_footage_corpus_downscales_writes_losslessly_and_records_the_licence(foo
     expected = [np.rint(s.astype(np.float32).reshape(144, 2, 160, 2).mean(axis=(1, 3))).astype(np.uint8)
                 for s in source]
     assert len(written) == 16 and all(np.array_equal(w, e) for w, e in zip(written, expected))
+    from training.cli import sha256_file
+    from training.footage_corpus import write_lossless
+
+    again = tmp_path / "again.mkv"
+    write_lossless(again, written, 25)
+    assert sha256_file(again) == row["sha256"], "the same frames must give the same bytes"
 
 
 def test_footage_corpus_refuses_what_it_cannot_use(tmp_path):

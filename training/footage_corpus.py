@@ -93,13 +93,14 @@ def downscaled_luma(path: Path, factor: int):
 
 
 def write_lossless(target: Path, frames: list[np.ndarray], rate) -> None:
-    """FFV1 with neutral chroma, luma exact (``decoded_lumas`` reads it back bit for bit)."""
+    """FFV1 with neutral chroma, luma exact (``decoded_lumas`` reads it back bit for bit); bit-exact muxing,
+    so the same frames give the same bytes (the sha256 ``corpus.json`` records is reproducible)."""
     import av
 
     from .encoding import luma_frame
 
     part = target.with_name(f".{target.name}.part.mkv")
-    with av.open(str(part), "w") as out:
+    with av.open(str(part), "w", options={"fflags": "+bitexact"}) as out:
         stream = out.add_stream("ffv1", rate=rate)
         stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
         time_base = 1 / Fraction(rate)
