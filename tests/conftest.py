@@ -25,6 +25,25 @@ def filter_onnx(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def two_input_onnx(tmp_path_factory) -> Path:
+    """codec_v2's network widened to take the quantizer plane (``[N,2,H,W]``), with weights on the plane
+    that matter."""
+    torch = pytest.importorskip("torch", reason="the train extra (torch) is needed; .ci/setup installs it")
+    from training.checkpoint import load_onnx_weights
+    from training.model import widen_input
+    from training.onnx_export import check_against_torch, export_onnx
+
+    plain, _ = load_onnx_weights(ROOT / "model" / "tiny" / "learned_filter_codec_v2.onnx")
+    model = widen_input(plain, 2)
+    with torch.no_grad():
+        model.head[0].weight[:, 1] = torch.linspace(-0.2, 0.2, 9).reshape(3, 3)
+    path = tmp_path_factory.mktemp("v3") / "two_input.onnx"
+    export_onnx(model.eval(), path)
+    check_against_torch(model, path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def quantizer_pairs(tmp_path_factory) -> Path:
     """A small codec pair set with quantizer maps and coded rates (training.codec_pairs): 3 skimage photos
     (packages a, a, b), 4-frame pans, x264 and x265 round trips, identity pairs."""

@@ -121,18 +121,22 @@ def test_batch_on_a_cluster_survives_a_killed_worker_and_resumes(titles, cluster
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.json")} == before  # nothing rescored
 
 
-def test_local_cluster_chunks_with_subsample_and_reports(titles, tmp_path, filter_onnx):
+def test_local_cluster_chunks_with_subsample_and_reports(titles, tmp_path, two_input_onnx):
+    """Chunks of a quantizer-conditioned model: scores, and what it was told on each frame, as a whole run."""
     root, _, ref, pairs = titles
     manifest = tmp_path / "m.jsonl"
     manifest.write_text(json.dumps({"id": "long", "reference": str(ref), "distorted": str(pairs["x264"])}) + "\n")
     out = tmp_path / "out"
     proc = _batch(str(manifest), "--out", str(out), "--workers", "2", "--chunk-frames", "7", "--subsample", "3",
-                  "--model", str(filter_onnx), "--device", "cpu", "--report", "--quiet")
+                  "--model", str(two_input_onnx), "--device", "cpu", "--report", "--quiet")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads((out / "long.json").read_text())
-    whole = compare(ref, pairs["x264"], model=str(filter_onnx), device="cpu", subsample=3).to_dict()
+    whole = compare(ref, pairs["x264"], model=str(two_input_onnx), device="cpu", subsample=3).to_dict()
     _per_frame_equal(doc, whole)
     assert [r["frame"] for r in doc["per_frame"]] == list(range(0, 240, 3))
+    told = [r["quantizer"] for r in doc["per_frame"]]
+    assert told == [r["quantizer"] for r in whole["per_frame"]] and {t["source"] for t in told} == {"bitstream"}
+    assert [n for n in doc["notes"] if "was told" in n] == [n for n in whole["notes"] if "was told" in n] != []
     page = (out / "long.html").read_text()
     assert "data:image/png;base64," in page and 'href="long.html"' in (out / "index.html").read_text()
 

@@ -194,19 +194,42 @@ def test_a_quantile_per_codec_weighs_each_codecs_errors_by_its_own():
 
 
 def test_compare_says_what_a_quantizer_model_is_told(registry_dir, tmp_path, monkeypatch):
-    """compare's notes say where the plane came from; told nothing (an FFV1 stream), a warning says why
-    the model leaves the picture alone."""
+    """compare reports what a two-input model was told on every scored frame, not the first one only:
+    per frame in the JSON and the CSV (an H.264 frame's QP is that frame's own QP prop), one note per
+    source with the QP over the stream; told nothing (an FFV1 stream), a warning says why the model
+    leaves those frames alone."""
     from vsfilter.compare import compare
+    from vsfilter.compare.report import write_csv
+    from vsfilter.quantizer import PROP_MEAN, qp_equivalent
 
     monkeypatch.setenv("VSFILTER_MODEL_DIR", str(registry_dir))
-    ref = encode_clip(tmp_path / "ref.mkv", "ffv1", frames=4, width=128, height=96)
-    said = {}
+    ref = encode_clip(tmp_path / "ref.mkv", "ffv1", frames=6, width=128, height=96)
+    said, results = {}, {}
     for name, codec, options in (("hevc.mkv", "libx265", {"crf": "34", "x265-params": "log-level=error"}),
-                                 ("x264.mp4", "libx264", {"crf": "30"}), ("ffv1.mkv", "ffv1", {})):
-        dist = encode_clip(tmp_path / name, codec, frames=4, width=128, height=96, options=options)
-        result = compare(ref, dist, model="two_input", device="cpu", find_offset=0)
-        said[codec] = [x for x in result.notes + result.warnings if "two_input is told" in x]
-    assert said["libx265"] == ["two_input is told a learned estimate of the quantizer (the stream carries none): "
-                               "H.264-equivalent QP 40.0 on the first frame"]
-    assert len(said["libx264"]) == 1 and "by the bitstream (QP props)" in said["libx264"][0]
+                                 ("x264.mp4", "libx264", {"crf": "30", "g": "3"}), ("ffv1.mkv", "ffv1", {})):
+        dist = encode_clip(tmp_path / name, codec, frames=6, width=128, height=96, options=options)
+        results[codec] = result = compare(ref, dist, model="two_input", device="cpu", find_offset=0)
+        said[codec] = [x for x in result.notes + result.warnings if "two_input was told" in x]
+    assert said["libx265"] == ["two_input was told a learned estimate of the quantizer (the stream carries none) "
+                               "on 6 of 6 scored frames: H.264-equivalent QP 40.0 on average (40.0 to 40.0)"]
+    estimate = {"qp": pytest.approx(40.0), "source": "estimate"}
+    assert [row["quantizer"] for row in results["libx265"].per_frame] == [estimate] * 6
+
+    clip = vsfilter.source(tmp_path / "x264.mp4", cache=False)
+    qps = [float(qp_equivalent("h264", clip.get_frame(n).props[PROP_MEAN])) for n in range(6)]
+    told = [row["quantizer"] for row in results["libx264"].per_frame]
+    assert told == [{"qp": pytest.approx(q, abs=1e-9), "source": "bitstream"} for q in qps]
+    assert len(set(qps)) > 1  # frames differ: a first-frame figure would not do
+    mean = sum(qps) / 6
+    assert said["libx264"] == [f"two_input was told the quantizer by the bitstream (QP props) on 6 of 6 scored "
+                               f"frames: H.264-equivalent QP {mean:.1f} on average ({min(qps):.1f} to {max(qps):.1f})"]
+    write_csv(results["libx264"], tmp_path / "x264.csv")
+    header, *rows = [line.split(",") for line in (tmp_path / "x264.csv").read_text().splitlines()]
+    assert header[-2:] == ["quantizer_qp", "quantizer_source"]
+    assert [(float(r[-2]), r[-1]) for r in rows] == [(pytest.approx(q), "bitstream") for q in qps]
+    every_other = compare(ref, tmp_path / "x264.mp4", model="two_input", device="cpu", find_offset=0, subsample=2)
+    assert [row["quantizer"]["qp"] for row in every_other.per_frame] == pytest.approx(qps[::2])
+
     assert len(said["ffv1"]) == 1 and "told nothing" in said["ffv1"][0] and "hevc, av1" in said["ffv1"][0]
+    assert "on 6 of 6 scored frames" in said["ffv1"][0] and said["ffv1"][0] in results["ffv1"].warnings
+    assert results["ffv1"].per_frame[0]["quantizer"] == {"qp": None, "source": "unknown"}

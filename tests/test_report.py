@@ -65,11 +65,12 @@ def _lookup(doc: dict, key: str):
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory, filter_onnx):
+def report(tmp_path_factory, two_input_onnx):
+    """An x264 CRF 38 pair through a quantizer-conditioned model: the page also says what it was told."""
     root = tmp_path_factory.mktemp("report")
     ref, dist = encode_pair(root, frames=16, width=192, height=128, crf=38)
     page, doc = root / "page.html", root / "result.json"
-    assert cli_main([str(ref), str(dist), "--model", str(filter_onnx), "--device", "cpu", "--report", str(page),
+    assert cli_main([str(ref), str(dist), "--model", str(two_input_onnx), "--device", "cpu", "--report", str(page),
                      "--json", str(doc), "--quiet"]) == 0
     return page, json.loads(doc.read_text())
 
@@ -86,6 +87,7 @@ def test_every_number_on_the_page_is_the_json_result(report):
         assert text == shown, (key, text, shown)
     assert {"delta.psnr_y", "delta.vmaf_neg", "pooled.distorted.vmaf", "pooled_p5.prefiltered.vmaf"} <= \
         {k for k, _, _ in parser.keyed}
+    assert any(k.endswith(".quantizer.qp") for k, _, _ in parser.keyed)  # what the model was told, per frame
     stray = [t for t in parser.loose_text if any(c.isdigit() for c in t)]
     assert not stray, f"numbers on the page that are not compare's: {stray}"
 

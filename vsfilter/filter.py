@@ -14,10 +14,10 @@ from .errors import FrameError, ModelError, OptionError, VsfilterError, vs_error
 from .models import ModelSpec
 from .plan import FilterPlan, plan_filter
 from .qp_estimator import QuantizerEstimator, load_estimator
-from .quantizer import QuantizerPlane, frame_plane
+from .quantizer import QuantizerPlane, frame_plane, prop_text
 from .tiling import even_tile, filter_tiled, normalize_pair
 
-__all__ = ["vmaf_pre", "quantizer_told", "AUTO_TILE_PIXELS", "AUTO_TILE_SIZE"]
+__all__ = ["vmaf_pre", "told_on", "AUTO_TILE_PIXELS", "AUTO_TILE_SIZE", "TOLD_PROPS"]
 
 #: Frame props written on every output frame.
 PROP_MODEL = "VmafPreModel"
@@ -34,6 +34,8 @@ PROP_QP = "VmafPreQP"
 PROP_QP_SOURCE = "VmafPreQPSource"
 #: On the frames of a model with per-codec specialists: the registry id of the network that ran.
 PROP_NETWORK = "VmafPreNetwork"
+#: What a two-input model was told on a frame, as compare reports it per scored frame: report key -> prop.
+TOLD_PROPS = {"qp": PROP_QP, "source": PROP_QP_SOURCE, "network": PROP_NETWORK}
 
 #: On CPU backends, planes larger than this are tiled by default. The model keeps ~16 float32
 #: channels of a few live tensors per pixel (~250 B/px measured: 3840x2160 untiled peaked at 2.3-2.9 GB
@@ -206,20 +208,22 @@ def _side_planes(plane: np.ndarray, neighbours: list[np.ndarray], qplanes: list[
     return np.stack(side)
 
 
-def quantizer_told(clip: vs.VideoNode, spec: ModelSpec, frame: int = 0) -> QuantizerPlane | None:
-    """What a two-input model is told of the quantizer on one frame of ``clip`` (with ``quantizer=None``,
-    as :func:`vmaf_pre` decides it: the frame's QP props, else the model's estimate, else unknown); None
-    for a one-input model. Renders that frame of ``clip`` (not of the filter).
+def told_on(frame: vs.VideoFrame) -> dict[str, float | str | None]:
+    """What a two-input model was told on one of its output frames, read back from the props
+    :func:`vmaf_pre` set (:data:`TOLD_PROPS`): ``qp`` (the mean H.264-equivalent QP fed; None when
+    unknown), ``source`` (``vsfilter.quantizer.QP_SOURCES``) and, for a model with specialists,
+    ``network``; empty for the frames of a one-input model or of no model.
 
     Args:
-        clip: the clip the model would filter.
-        spec: the model.
-        frame: the frame to look at.
+        frame: a frame of :func:`vmaf_pre`'s output.
     """
-    if spec.planes < 2:
-        return None
-    return _frame_quantizer(clip.get_frame(frame), clip.format.bits_per_sample, _peak(clip.format), None,
-                            _estimator(spec))
+    props = frame.props
+    told: dict[str, float | str | None] = {}
+    for key, name in TOLD_PROPS.items():
+        if name in props:
+            value = props[name]
+            told[key] = (None if float(value) < 0 else float(value)) if key == "qp" else prop_text(value)
+    return told
 
 
 def _frame_quantizer(f: vs.VideoFrame, bits: int, peak: int | None, quantizer: float | str | None,

@@ -54,14 +54,16 @@ def stitch(chunks: list[dict]) -> dict[str, Scores]:
         ordered = sorted(chunks, key=lambda c: c["start"])
         metrics = list(ordered[0]["streams"][stream]["per_frame"]) if ordered else list(METRICS)
         per_frame: dict[str, list[float]] = {m: [] for m in metrics}
+        told: list[dict] = []
         for chunk in ordered:
             part = chunk["streams"][stream]
             frames += part["frames"]
             for metric in metrics:
                 per_frame[metric] += part["per_frame"][metric]
+            told += part.get("told") or [{}] * len(part["frames"])
         if frames != sorted(set(frames)):
             raise BatchError("chunks overlap or are out of order; this is a bug")
-        out[stream] = Scores(frames, per_frame, None)
+        out[stream] = Scores(frames, per_frame, None, told if any(told) else [])
     return out
 
 

@@ -67,7 +67,8 @@ def _scores(opened, start: int, stop: int) -> dict:
 
     scores = score_range(opened.ref, opened.dist, opened.pre, opened.score_range(start, stop, context=True))
     return {"start": start, "stop": stop,
-            "streams": {s: {"frames": sc.frame_numbers, "per_frame": sc.per_frame} for s, sc in scores.items()}}
+            "streams": {s: {"frames": sc.frame_numbers, "per_frame": sc.per_frame, "told": sc.told}
+                        for s, sc in scores.items()}}
 
 
 def score_first(pair: PairSpec, settings: Settings) -> dict:

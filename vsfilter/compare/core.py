@@ -15,9 +15,8 @@ from fractions import Fraction
 import vapoursynth as vs
 
 from ..errors import CompareError, RateMismatchError, SizeMismatchError, VsfilterError, cause_of, message_of
-from ..filter import quantizer_told, vmaf_pre
+from ..filter import vmaf_pre
 from ..plan import FilterPlan, plan_filter
-from ..qp_estimator import load_estimator
 from ..reader import source
 from ..reader.raw import RawFormat, is_raw_path
 from .offset import OffsetCheck, check_offsets
@@ -33,6 +32,7 @@ from .scoring import (
     pix_fmt_for,
     pool,
 )
+from .told import silent_reason, told_notes
 from .verdict import Verdict, judge
 from .vmaf_models import ScoringSpec, resolve_vmaf_models
 
@@ -166,7 +166,8 @@ def pair_record(pair: Pair) -> dict:
     """What a result records of its pair besides the scores (``result_from_scores``'s ``record``)."""
     return {"model": pair.plan.describe(), "notes": list(pair.notes), "warnings": list(pair.warnings),
             "vmaf_model": pair.vmaf.name, "scoring": pair.vmaf.describe(), "options": pair.requested.describe(),
-            "offset": None if pair.offset is None else pair.offset.to_dict()}
+            "offset": None if pair.offset is None else pair.offset.to_dict(),
+            "silent_quantizer": silent_reason(pair.plan.spec)}
 
 
 def open_pair(reference, distorted, options: CompareOptions,
@@ -185,7 +186,7 @@ def open_pair(reference, distorted, options: CompareOptions,
                            threads=options.threads)
     except VsfilterError as exc:
         raise CompareError(str(exc)) from None
-    ref, dist = _open_both(reference, distorted, options)
+    ref, dist = _open_both(reference, distorted, options, quantizer=plan.spec.planes >= 2)
     try:
         check_frame_size(ref.width, ref.height)
     except VsfilterError as exc:
@@ -216,7 +217,7 @@ def open_pair(reference, distorted, options: CompareOptions,
         count = min(count, options.frames)
     if count == 0:
         raise CompareError("no frames in common to score")
-    ref, dist, pre = _filter(ref, dist, plan, options, scaled, notes, warnings)
+    ref, dist, pre = _filter(ref, dist, plan, options, scaled, notes)
     return Pair(str(reference), str(distorted), ref[:count], dist[:count], pre[:count], plan, count,
                 options.with_(vmaf_model=vmaf.name), requested, vmaf, notes, warnings, offset)
 
@@ -243,19 +244,24 @@ def result_from_scores(reference, distorted, record: dict, scores: dict[str, Sco
                 pooled[k][stream][metric] = stats[k]
     delta = {m: pooled["mean"]["prefiltered"][m] - pooled["mean"]["distorted"][m] for m in metrics}
     numbers = scores["distorted"].frame_numbers
-    per_frame = [{"frame": n, **{s: {m: scores[s].per_frame[m][i] for m in metrics} for s in STREAMS}}
-                 for i, n in enumerate(numbers)]
+    told = scores["prefiltered"].told
+    per_frame = [{"frame": n, **{s: {m: scores[s].per_frame[m][i] for m in metrics} for s in STREAMS},
+                  **({"quantizer": told[i]} if told else {})} for i, n in enumerate(numbers)]
+    said, unknown = told_notes(str(record["model"]["id"]), told, record.get("silent_quantizer"))
     result = CompareResult(str(reference), str(distorted), dict(record["model"]), record["vmaf_model"],
                            len(numbers), pooled["mean"], pooled["harmonic_mean"], pooled["min"], pooled["p5"], delta,
-                           per_frame, list(record["notes"]), list(record["warnings"]),
+                           per_frame, list(record["notes"]) + said, list(record["warnings"]) + unknown,
                            options=dict(record["options"]), offset=record.get("offset"),
                            scoring=dict(record.get("scoring") or {}))
     add_verdict(result)
     return result
 
 
-def _open_both(reference, distorted, options: CompareOptions) -> tuple[vs.VideoNode, vs.VideoNode]:
-    """Open both inputs; a raw input without a rate of its own takes the other input's rate."""
+def _open_both(reference, distorted, options: CompareOptions,
+               quantizer: bool) -> tuple[vs.VideoNode, vs.VideoNode]:
+    """Open both inputs; a raw input without a rate of its own takes the other input's rate. Only the
+    distorted stream of a quantizer-conditioned model (``quantizer``) exports the decoder's QPs (which
+    costs H.264 its frame threads, ``vsfilter.source``)."""
     roles = (("reference", reference, options.reference_raw), ("distorted", distorted, options.distorted_raw))
     clips: dict[str, vs.VideoNode] = {}
     for role, path, raw in sorted(roles, key=lambda r: r[2] is not None):  # containers first: they know their rate
@@ -264,7 +270,7 @@ def _open_both(reference, distorted, options: CompareOptions) -> tuple[vs.VideoN
             raw = raw.with_fps(Fraction(other.fps) if other is not None and other.fps > 0 else None)
         elif is_raw_path(path):
             raise CompareError(f"{role}: {path} is raw YUV (it has no header): give its geometry ({role}_raw)")
-        clips[role] = _open(path, role, options.threads, raw)
+        clips[role] = _open(path, role, options.threads, raw, quantizer and role == "distorted")
     return clips["reference"], clips["distorted"]
 
 
@@ -293,8 +299,7 @@ def _align_time(ref, dist, options: CompareOptions, hint, notes: list[str], warn
     return ref, dist, options.with_(dist_offset=offset), check
 
 
-def _filter(ref, dist, plan: FilterPlan, options: CompareOptions, scaled: bool, notes: list[str],
-            warnings: list[str]):
+def _filter(ref, dist, plan: FilterPlan, options: CompareOptions, scaled: bool, notes: list[str]):
     """(ref, dist, pre) with the pre-filter applied and both distorted streams in the reference's format."""
     try:
         pre = vmaf_pre(dist, model=plan.spec, backend=plan.backend, precision=plan.precision,
@@ -303,40 +308,12 @@ def _filter(ref, dist, plan: FilterPlan, options: CompareOptions, scaled: bool, 
         raise CompareError(message_of(exc) or str(exc)) from None
     if options.subsample > 1:  # libvmaf skips the other frames' non-temporal features: do not filter them
         pre = _every_nth(dist, pre, options.subsample)
-    _note_quantizer(dist, plan, notes, warnings)
     return _align(ref, dist, pre, scaled, notes)
 
 
-def _note_quantizer(dist: vs.VideoNode, plan: FilterPlan, notes: list[str], warnings: list[str]) -> None:
-    """Say what a quantizer-conditioned model is told on the first frame: the bitstream's QP, an estimate,
-    or nothing (then it leaves the picture alone, by design: a warning, since no gain is to be expected),
-    and which of its per-codec networks runs."""
+def _open(path, role: str, threads: int, raw: RawFormat | None = None, quantizer: bool = True) -> vs.VideoNode:
     try:
-        told = quantizer_told(dist, plan.spec)
-    except vs.Error as exc:
-        raise CompareError(message_of(exc) or str(exc)) from None
-    if told is None:
-        return
-    name = plan.spec.id
-    specialist = dict((kind, spec.id) for kind, spec in plan.spec.specialists).get(told.kind or "")
-    runs = f"; its {told.kind} network {specialist} runs" if specialist else ""
-    if told.source == "bitstream":
-        notes.append(f"{name} is told the quantizer by the bitstream (QP props): H.264-equivalent QP "
-                     f"{told.qp:.1f} on the first frame{runs}")
-    elif told.source == "estimate":
-        notes.append(f"{name} is told a learned estimate of the quantizer (the stream carries none): "
-                     f"H.264-equivalent QP {told.qp:.1f} on the first frame{runs}")
-    else:
-        estimator = plan.spec.qp_estimator
-        known = load_estimator(estimator, plan.spec.qp_estimator_sha256).codecs if estimator is not None else ()
-        rate = f"the coded rate of {', '.join(known)}" if known else "an estimate (the model has no estimator)"
-        warnings.append(f"{name} is told nothing of the quantizer, so it leaves the picture alone: the distorted "
-                        f"stream has neither QP side data (H.264, MPEG-2, VP9) nor {rate}")
-
-
-def _open(path, role: str, threads: int, raw: RawFormat | None = None) -> vs.VideoNode:
-    try:
-        return source(path, threads=threads, raw=raw)
+        return source(path, threads=threads, raw=raw, quantizer=quantizer)
     except vs.Error as exc:
         cause = cause_of(exc)
         raise CompareError(f"{role}: {cause if cause is not None else exc}") from None

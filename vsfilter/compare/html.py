@@ -165,7 +165,7 @@ def _frame_section(result: CompareResult, pair: Pair, index: int, why: str) -> s
     scores = " &middot; ".join(
         f"{label(m)} {_num(f'per_frame.{index}.distorted.{m}', row['distorted'][m], digits(m))} &rarr; "
         f"{_num(f'per_frame.{index}.prefiltered.{m}', row['prefiltered'][m], digits(m))}"
-        for m in metrics_of(result.delta))
+        for m in metrics_of(result.delta)) + _told(row, index)
     panels = [("reference", ref), ("distorted", dist), ("prefiltered", pre)]
     maps = [("|distorted &minus; reference|", _error_image(err_d)), ("|prefiltered &minus; reference|",
                                                                       _error_image(err_p)),
@@ -179,6 +179,17 @@ def _frame_section(result: CompareResult, pair: Pair, index: int, why: str) -> s
         f'<p class="hint" data-info="crop">1:1 crop at ({x0}, {y0}), {CROP}x{CROP}, where the pre-filter changed '
         "the picture most (shown at 2x, pixelated)</p>",
         '<div class="row">', *(_figure(name, img, None) for name, img in crops), "</div></section>"])
+
+
+def _told(row: dict, index: int) -> str:
+    """What a two-input model was told on the frame (the QP its plane said, and where it came from)."""
+    said = row.get("quantizer")
+    if not said:
+        return ""
+    qp = ("unknown" if said.get("qp") is None
+          else f"QP {_num(f'per_frame.{index}.quantizer.qp', said['qp'], 1)}")
+    network = f", network {_e(said['network'])}" if said.get("network") else ""
+    return f" &middot; told {qp} ({_e(str(said.get('source')))}{network})"
 
 
 def _luma(clip, n: int) -> np.ndarray:

@@ -28,6 +28,7 @@ import vapoursynth as vs
 
 from ..cpus import cpu_count
 from ..errors import CompareError, VmafError, message_of
+from ..filter import told_on
 from .scoring import Scores, VmafScorer, pix_fmt_for, vs_to_av
 from .vmaf_models import ScoringSpec
 
@@ -140,7 +141,7 @@ def _score_pass(ref: vs.VideoNode, clips: dict[str, vs.VideoNode], pix_fmt: str,
                          depth=max(1, min(8, QUEUE_BYTES // (2 * frame_bytes))))
         feeder.run(ref, clips, pix_fmt, progress, prefetch=max(1, min(vs.core.num_threads,
                                                                        PREFETCH_BYTES // frame_bytes)))
-        return {s: scorers[s].close() for s in clips}
+        return {s: feeder.with_told(s, scorers[s].close()) for s in clips}
     except Exception:
         for scorer in scorers.values():
             scorer.abort()
@@ -164,7 +165,8 @@ def _keep(scores: Scores, offset: int, first: int, stop: int) -> Scores:
         raise VmafError("libvmaf scored no frames in the range asked for")
     per_frame = {m: [v[i] for i in keep] for m, v in scores.per_frame.items()}
     return Scores([scores.frame_numbers[i] + offset for i in keep], per_frame,
-                  scores.pooled if len(keep) == len(scores.frame_numbers) else None)
+                  scores.pooled if len(keep) == len(scores.frame_numbers) else None,
+                  [scores.told[i] for i in keep] if scores.told else [])
 
 
 def _sequential(clips: list[vs.VideoNode]):
@@ -191,6 +193,15 @@ class _Feeder:
         self.queues: dict[str, queue.Queue] = {s: queue.Queue(maxsize=depth) for s in scorers}
         self.stop = threading.Event()
         self.errors: list[BaseException] = []
+        #: per stream, what its frames say a two-input model was told (``told_on``), by fed frame
+        self.told: dict[str, list[dict]] = {s: [] for s in scorers}
+
+    def with_told(self, stream: str, scores: Scores) -> Scores:
+        """``scores`` with what ``stream``'s scored frames say the model was told (none: unchanged)."""
+        told = self.told[stream]
+        if not any(told):
+            return scores
+        return Scores(scores.frame_numbers, scores.per_frame, scores.pooled, [told[n] for n in scores.frame_numbers])
 
     def _work(self, stream: str) -> None:
         scorer, q = self.scorers[stream], self.queues[stream]
@@ -238,6 +249,7 @@ class _Feeder:
                 ref_av = vs_to_av(r, pix_fmt, ts, _TIME_BASE)
                 del r
                 for stream, frame in zip(streams, others):
+                    self.told[stream].append(told_on(frame))
                     self._put(stream, (vs_to_av(frame, pix_fmt, ts, _TIME_BASE), ref_av))
                 del others
                 if progress:

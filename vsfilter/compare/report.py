@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..atomic import atomic_open, atomic_write_text
 from ..errors import CompareError
+from ..filter import TOLD_PROPS
 from .core import CompareResult
 from .formatting import LABELS, label, metrics_of, number
 from .pipeline import STREAMS
@@ -52,13 +53,18 @@ def write_json(result: CompareResult, path: Path) -> None:
 
 
 def write_csv(result: CompareResult, path: Path) -> None:
-    """One row per scored frame: frame, then each metric of each stream."""
+    """One row per scored frame: frame, then each metric of each stream, then (a two-input model) what it
+    was told: ``quantizer_qp`` (empty when unknown), ``quantizer_source`` and, with specialists,
+    ``quantizer_network``."""
     metrics = metrics_of(result.delta)
+    told = [k for k in TOLD_PROPS if any(k in row.get("quantizer", {}) for row in result.per_frame)]
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["frame"] + [f"{s}_{m}" for s in STREAMS for m in metrics])
+    writer.writerow(["frame"] + [f"{s}_{m}" for s in STREAMS for m in metrics] + [f"quantizer_{k}" for k in told])
     for row in result.per_frame:
-        writer.writerow([row["frame"]] + [f"{row[s][m]:.6f}" for s in STREAMS for m in metrics])
+        said = row.get("quantizer", {})
+        writer.writerow([row["frame"]] + [f"{row[s][m]:.6f}" for s in STREAMS for m in metrics]
+                        + ["" if said.get(k) is None else said[k] for k in told])
     atomic_write_text(path, buf.getvalue())
 
 

@@ -13,7 +13,7 @@ import json
 import os
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -163,11 +163,14 @@ def _probe(arg: str) -> int:
 @dataclass
 class Scores:
     """libvmaf's result: per-frame values (lists, one per scored frame) and its pooled means (None when
-    the frames are a subset of what libvmaf scored: pool them with :func:`pool`)."""
+    the frames are a subset of what libvmaf scored: pool them with :func:`pool`); ``told``: what a
+    two-input model was told on each scored frame (``vsfilter.filter.told_on``, one dict per frame,
+    as ``frame_numbers``), empty when the stream's frames say nothing of it."""
 
     frame_numbers: list[int]
     per_frame: dict[str, list[float]]
     pooled: dict[str, dict[str, float]] | None
+    told: list[dict] = field(default_factory=list)
 
 
 class VmafScorer:

@@ -104,7 +104,7 @@ def encode_one(reference: str, encoder: str, crf: int, path: str, raw: RawFormat
     target = Path(path)
     if target.is_file():
         return path
-    clip = source(reference, raw=raw)
+    clip = source(reference, raw=raw, quantizer=False)  # a reference: its QPs are never read
     if clip.format.color_family != vs.YUV:
         raise RdError(f"{reference}: {clip.format.name} video; a ladder is encoded from YUV")
     pix_fmt = pix_fmt_for(clip.format)

@@ -60,8 +60,10 @@ def source(path: str | os.PathLike, track: int = 0, threads: int = 0, fpsnum: in
             per macroblock, VP9 per frame): ``QPMean`` (the frame's mean QP in the codec's scale),
             ``QPKind`` (``h264``, ``mpeg2``, ``vp9``), ``QPBlockSize`` (16, or 0 for one QP per frame)
             and with a block map ``QPMap`` (one byte per block, row-major) and ``QPMapWidth``; a
-            quantizer-conditioned model (learned_filter_codec_v3) reads them. False saves FFmpeg's
-            export (~20% of 1080p H.264 decoding, bench/source.py).
+            quantizer-conditioned model (learned_filter_codec_v3) reads them. H.264 then decodes with
+            slice threads only: FFmpeg's frame-threaded H.264 decoder exports corrupt QPs for B-frames
+            (``vsfilter.reader.decoding.FRAME_THREADS_CORRUPT_QP``). False saves FFmpeg's export and
+            keeps frame threads (bench/source.py measures both).
 
     Returns:
         The clip, with ``_Matrix``, ``_Primaries``, ``_Transfer``, ``_Range``, ``_ColorRange``,

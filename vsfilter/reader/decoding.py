@@ -19,7 +19,8 @@ import numpy as np
 from ..errors import SourceError
 from .index import FrameIndex
 
-__all__ = ["StreamInfo", "open_media", "probe", "Cursor", "CursorPool", "FrameCache", "verify_tail"]
+__all__ = ["StreamInfo", "open_media", "probe", "Cursor", "CursorPool", "FrameCache", "verify_tail",
+           "decoder_threading", "FRAME_THREADS_CORRUPT_QP"]
 
 
 def open_media(path: Path) -> av.container.InputContainer:
@@ -85,6 +86,23 @@ def probe(container: av.container.InputContainer, path: Path, track: int, thread
     return info, stream
 
 
+#: Codecs whose decoder exports wrong quantizer side data when it decodes several frames at once.
+#: FFmpeg's H.264 decoder builds a frame's block QPs from its picture's QP table when the frame is
+#: output; with frame threads a non-reference picture (a B-frame) has released that table to the pool by
+#: then and another thread may be writing it: measured with PyAV's FFmpeg on an x264 stream with B-frames,
+#: 5 of 8 frame-threaded decodes gave some B-frame a mean QP off by up to 41 (0.875 for 42), never the
+#: same twice; MPEG-2 and VP9 gave the single-threaded decode's values every time. Such streams decode
+#: with slice threads while their quantizer is exported (``tests/test_quantizer.py``; the cost:
+#: ``bench/source.py``).
+FRAME_THREADS_CORRUPT_QP = frozenset({"h264"})
+
+
+def decoder_threading(info: StreamInfo) -> str:
+    """FFmpeg's ``thread_type`` for a stream: frame and slice threads (``AUTO``), or slice threads only
+    where frame threads would corrupt the quantizer side data it exports (:data:`FRAME_THREADS_CORRUPT_QP`)."""
+    return "SLICE" if info.quantizer and info.codec in FRAME_THREADS_CORRUPT_QP else "AUTO"
+
+
 #: A cursor a few frames short of the target decodes on rather than seeking (cheaper than a seek).
 CATCH_UP_FRAMES = 8
 
@@ -99,7 +117,7 @@ class Cursor:
         self._stream = self._container.streams.video[info.track]
         ctx = self._stream.codec_context
         ctx.thread_count = info.threads
-        ctx.thread_type = "AUTO"
+        ctx.thread_type = decoder_threading(info)
         if info.quantizer:  # the quantizer of every block (H.264, MPEG-2) or frame (VP9): the QP frame props
             ctx.options = {"export_side_data": "venc_params"}
         self._packets: Iterator[av.VideoFrame] | None = None
