@@ -63,18 +63,12 @@ def _estimator_onnx(path: Path, qp: float) -> Path:
 
 
 @pytest.fixture(scope="module")
-def registry_dir(tmp_path_factory) -> Path:
-    """A model folder: a two-input model (codec_v2's network widened, weights on the plane) with an estimator."""
-    from training.checkpoint import load_onnx_weights
-    from training.model import widen_input
-    from training.onnx_export import export_onnx
+def registry_dir(tmp_path_factory, two_input_onnx) -> Path:
+    """A model folder: a two-input model (conftest's ``two_input_onnx``) with an estimator."""
     from vsfilter.models import sha256_file
 
     folder = tmp_path_factory.mktemp("models")
-    model = widen_input(load_onnx_weights(ROOT / "model" / "tiny" / "learned_filter_codec_v2.onnx")[0], 2)
-    with torch.no_grad():
-        model.head[0].weight[:, 1] = torch.linspace(-0.2, 0.2, 9).reshape(3, 3)
-    export_onnx(model.eval(), folder / "two.onnx")
+    shutil.copyfile(two_input_onnx, folder / "two.onnx")
     _estimator_onnx(folder / "two.qp.onnx", 40.0)
     row = {"id": "two_input", "kind": "filter", "onnx": "two.onnx", "sha256": sha256_file(folder / "two.onnx"),
            "opset": 17, "license": "test", "inputs": ["luma", "quantizer"],

@@ -60,7 +60,7 @@ def stitch(chunks: list[dict]) -> dict[str, Scores]:
             frames += part["frames"]
             for metric in metrics:
                 per_frame[metric] += part["per_frame"][metric]
-            told += part.get("told") or [{}] * len(part["frames"])
+            told += part["told"] or [{}] * len(part["frames"])  # a chunk whose frames said nothing
         if frames != sorted(set(frames)):
             raise BatchError("chunks overlap or are out of order; this is a bug")
         out[stream] = Scores(frames, per_frame, None, told if any(told) else [])
